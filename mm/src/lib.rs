@@ -10,4 +10,5 @@
 extern crate alloc;
 
 pub mod platform;
+pub mod range_tree;
 pub mod sync;
