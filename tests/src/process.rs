@@ -1,0 +1,216 @@
+//! Runs a child process, hands over its output line by line as it arrives,
+//! and kills it when it overruns its time.
+//!
+//! Reading a pipe blocks, so one thread per pipe (stdout and stderr) reads
+//! lines and sends them down a channel; the calling thread waits on that
+//! channel with a deadline. The caller never blocks on a read, so a guest that
+//! prints nothing and never exits is still killed on time.
+
+use crate::verdict::GuestExit;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How often the loop checks whether the child has exited while its pipes are
+/// still open (a grandchild may hold them).
+const POLL: Duration = Duration::from_millis(100);
+/// After the child exits, how long to wait for the rest of its output.
+const DRAIN: Duration = Duration::from_secs(1);
+/// After SIGTERM, how long QEMU gets to restore the terminal before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// Spawns `cmd` with stdout and stderr piped and calls `on_line` for every
+/// line of either, without its line ending. Returns how the child ended.
+pub fn run(
+    mut cmd: Command,
+    timeout: Option<Duration>,
+    mut on_line: impl FnMut(&str),
+) -> io::Result<GuestExit> {
+    let start = Instant::now();
+    let deadline = timeout.map(|t| start + t);
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let (tx, rx) = mpsc::channel();
+    for pipe in [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        thread::spawn(move || forward_lines(pipe, tx));
+    }
+    // Only the reader threads hold senders now: the channel disconnects when
+    // both pipes reach end of file.
+    drop(tx);
+
+    let mut exited: Option<(ExitStatus, Instant)> = None;
+    loop {
+        let now = Instant::now();
+        if exited.is_none() && deadline.is_some_and(|d| now >= d) {
+            stop(&mut child)?;
+            return Ok(GuestExit::TimedOut(now - start));
+        }
+        match rx.recv_timeout(POLL) {
+            Ok(line) => on_line(&line),
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if exited.is_none() {
+            exited = child.try_wait()?.map(|status| (status, Instant::now()));
+        }
+        if let Some((_, at)) = exited
+            && at.elapsed() > DRAIN
+        {
+            break;
+        }
+    }
+    match exited {
+        Some((status, _)) => Ok(to_exit(status)),
+        None => wait_until(&mut child, deadline, start),
+    }
+}
+
+fn forward_lines(pipe: Box<dyn Read + Send>, tx: mpsc::Sender<String>) {
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                // Serial output ends lines with "\r\n", and a guest may print
+                // bytes that are not UTF-8: neither must stop the runner.
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end_matches(['\n', '\r']).to_string();
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The pipes closed; wait for the exit itself, still under the deadline.
+fn wait_until(
+    child: &mut Child,
+    deadline: Option<Instant>,
+    start: Instant,
+) -> io::Result<GuestExit> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(to_exit(status));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            stop(child)?;
+            return Ok(GuestExit::TimedOut(start.elapsed()));
+        }
+        thread::sleep(POLL);
+    }
+}
+
+fn to_exit(status: ExitStatus) -> GuestExit {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => GuestExit::Status(code),
+        (None, Some(sig)) => GuestExit::Signal(sig),
+        (None, None) => GuestExit::Signal(0),
+    }
+}
+
+unsafe extern "C" {
+    /// kill(2) from the C library that std already links.
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+const SIGTERM: i32 = 15;
+
+/// Asks the child to terminate, then kills it. QEMU restores the terminal
+/// (it may have put it in raw mode for `-serial stdio`) on SIGTERM but cannot
+/// on SIGKILL.
+fn stop(child: &mut Child) -> io::Result<()> {
+    let pid = child.id() as i32;
+    // SAFETY: kill(2) only sends a signal. The pid is our own child that has
+    // not been waited for, so it cannot have been reused by another process.
+    unsafe { kill(pid, SIGTERM) };
+    let until = Instant::now() + TERM_GRACE;
+    while Instant::now() < until {
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        thread::sleep(POLL);
+    }
+    child.kill()?;
+    child.wait().map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        cmd
+    }
+
+    fn collect(script: &str, timeout: Option<Duration>) -> (Vec<String>, GuestExit) {
+        let mut lines = Vec::new();
+        let exit = run(sh(script), timeout, |l| lines.push(l.to_string())).unwrap();
+        (lines, exit)
+    }
+
+    #[test]
+    fn passes_lines_and_exit_status() {
+        let (lines, exit) = collect(
+            "printf 'a\\r\\nb\\n'; echo err >&2; printf 'no newline'; exit 33",
+            None,
+        );
+        assert_eq!(exit, GuestExit::Status(33));
+        let mut sorted = lines.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["a", "b", "err", "no newline"]);
+    }
+
+    #[test]
+    fn signal_is_reported() {
+        let (_, exit) = collect("kill -9 $$", None);
+        assert_eq!(exit, GuestExit::Signal(9));
+    }
+
+    #[test]
+    fn silent_hang_is_killed_at_the_deadline() {
+        let (lines, exit) = collect(
+            "echo started; exec sleep 1000",
+            Some(Duration::from_secs(1)),
+        );
+        assert_eq!(lines, ["started"]);
+        assert!(matches!(exit, GuestExit::TimedOut(_)), "{exit:?}");
+    }
+
+    #[test]
+    fn a_process_ignoring_sigterm_is_still_killed() {
+        let (_, exit) = collect(
+            "trap '' TERM; echo x; while :; do sleep 0.1; done",
+            Some(Duration::from_secs(1)),
+        );
+        assert!(matches!(exit, GuestExit::TimedOut(_)), "{exit:?}");
+    }
+
+    #[test]
+    fn a_grandchild_holding_the_pipe_does_not_block_the_exit() {
+        let (lines, exit) = collect(
+            "sleep 1000 & echo $!; exit 35",
+            Some(Duration::from_secs(600)),
+        );
+        assert_eq!(exit, GuestExit::Status(35));
+        let _ = Command::new("kill").arg(&lines[0]).status();
+    }
+}
