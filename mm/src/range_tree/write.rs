@@ -1,0 +1,347 @@
+//! The writer: copy-on-write changes, published with one Release store.
+//!
+//! A change is made on a [`Draft`]. The draft starts from the published root
+//! and never modifies a node: to change one, it builds a new node (a *fresh*
+//! node, which no reader can see yet) and drops the old one from its version.
+//! Changing a leaf therefore means rebuilding the whole path from the root
+//! down to it, O(B log n) work. A dropped node is either
+//! - fresh (made earlier in the same draft, e.g. by the first half of a
+//!   `replace`): nobody else ever saw it, so it is freed at once; or
+//! - published: readers may be standing on it, so it is *retired*, and freed
+//!   by `Rcu::call_rcu` once the draft is committed and a grace period passed.
+//!
+//! Frees are shallow: a dropped node's children usually live on in the new
+//! version, and a node is only dropped together with its parent, so no kept
+//! node ever points to a freed one.
+
+use core::ops::Range;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use super::RangeTree;
+use super::node::{self, Entry, Node, Slot};
+use super::read::next_from;
+use crate::platform::Rcu;
+use crate::sync::Ordering;
+
+impl<V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> RangeTree<V, R, B> {
+    /// Inserts `range -> value`.
+    ///
+    /// Panics if `range` is empty or overlaps an entry (the tree is then
+    /// unchanged).
+    ///
+    /// # Safety
+    /// Writers must be serialized: no other `insert`, `remove` or `replace` on
+    /// this tree may run at the same time (the caller holds the `mmap_lock`
+    /// for writing). Readers may run concurrently.
+    pub unsafe fn insert(&self, range: Range<u64>, value: V) {
+        let mut draft = Draft::new(self);
+        draft.insert(range, value);
+        draft.commit();
+    }
+
+    /// Removes the entry that starts exactly at `start`, returning its value.
+    ///
+    /// # Safety
+    /// As for [`insert`](Self::insert).
+    pub unsafe fn remove(&self, start: u64) -> Option<V> {
+        let mut draft = Draft::new(self);
+        let value = draft.remove(start)?;
+        draft.commit();
+        Some(value)
+    }
+
+    /// Removes the entries starting at each of `remove`, then inserts
+    /// `insert`, and publishes the result as one change: a concurrent reader
+    /// sees either none of it or all of it (so splitting a VMA in two never
+    /// shows a hole).
+    ///
+    /// Panics, leaving the tree unchanged, if some start in `remove` has no
+    /// entry, or an inserted range is empty or overlaps.
+    ///
+    /// # Safety
+    /// As for [`insert`](Self::insert).
+    pub unsafe fn replace(&self, remove: &[u64], insert: &[(Range<u64>, V)]) {
+        let mut draft = Draft::new(self);
+        for &start in remove {
+            if draft.remove(start).is_none() {
+                panic!("range tree replace: no entry starts at {start:#x}");
+            }
+        }
+        for (range, value) in insert {
+            draft.insert(range.clone(), *value);
+        }
+        draft.commit();
+    }
+}
+
+/// A private next version of the tree, under construction.
+struct Draft<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> {
+    tree: &'t RangeTree<V, R, B>,
+    root: *mut Node<V, B>,
+    len: usize,
+    /// Nodes made by this draft: unpublished, ours alone.
+    fresh: Vec<*mut Node<V, B>>,
+    /// Published nodes this draft no longer uses.
+    retired: Vec<*mut Node<V, B>>,
+}
+
+/// The result of changing a subtree: one node, or two after a split.
+enum Made<V, const B: usize> {
+    One(*mut Node<V, B>),
+    Two(*mut Node<V, B>, *mut Node<V, B>),
+}
+
+impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R, B> {
+    fn new(tree: &'t RangeTree<V, R, B>) -> Self {
+        Draft {
+            tree,
+            // Relaxed: writers are serialized by the caller's lock, whose
+            // release/acquire already orders us after the previous writer's
+            // stores; we are the only one storing these.
+            root: tree.root.load(Ordering::Relaxed),
+            len: tree.len.load(Ordering::Relaxed),
+            fresh: Vec::new(),
+            retired: Vec::new(),
+        }
+    }
+
+    /// Makes `range -> value` part of the draft.
+    fn insert(&mut self, range: Range<u64>, value: V) {
+        assert!(
+            range.start < range.end,
+            "range tree insert: empty range {range:#x?}"
+        );
+        // SAFETY: the draft's nodes are published ones (freed only by a later
+        // writer, and we are the only writer) or our own fresh ones.
+        if let Some(e) = unsafe { next_from(self.root, range.start) } {
+            assert!(
+                e.start >= range.end,
+                "range tree insert: {range:#x?} overlaps {:#x?}",
+                e.start..e.end
+            );
+        }
+        let entry = Entry {
+            start: range.start,
+            end: range.end,
+            value,
+        };
+        self.root = if self.root.is_null() {
+            self.alloc(Node::leaf(&[entry]))
+        } else {
+            match self.insert_in(self.root, entry) {
+                Made::One(root) => root,
+                Made::Two(a, b) => {
+                    let slots = [self.slot(a), self.slot(b)];
+                    self.alloc(Node::branch(&slots))
+                }
+            }
+        };
+        self.len += 1;
+    }
+
+    /// Copies the path from `node` down to the leaf where `e` belongs, with
+    /// `e` added, splitting nodes that overflow.
+    fn insert_in(&mut self, node: *mut Node<V, B>, e: Entry<V>) -> Made<V, B> {
+        let n = self.node(node);
+        let made = if n.is_leaf() {
+            let mut items = n.entries().to_vec();
+            let i = items.partition_point(|x| x.start < e.start);
+            items.insert(i, e);
+            self.build(&items, Node::leaf)
+        } else {
+            let mut slots: Vec<_> = n.slots().collect();
+            // The first child ending above `e.start` (e fits just before its
+            // entry there, since nothing overlaps), or else the last child.
+            let i = n
+                .sums()
+                .partition_point(|s| s.end <= e.start)
+                .min(n.len() - 1);
+            match self.insert_in(slots[i].child, e) {
+                Made::One(c) => slots[i] = self.slot(c),
+                Made::Two(a, b) => {
+                    slots[i] = self.slot(a);
+                    slots.insert(i + 1, self.slot(b));
+                }
+            }
+            self.build(&slots, Node::branch)
+        };
+        self.drop_node(node);
+        made
+    }
+
+    /// Removes the entry starting at `start` from the draft.
+    fn remove(&mut self, start: u64) -> Option<V> {
+        if self.root.is_null() {
+            return None;
+        }
+        let (mut root, value) = self.remove_in(self.root, start)?;
+        // A root branch left with one child is replaced by that child; an
+        // empty root leaf by the empty tree.
+        loop {
+            let r = self.node(root);
+            if r.is_leaf() && r.len() == 0 {
+                self.drop_node(root);
+                root = core::ptr::null_mut();
+                break;
+            }
+            if r.is_leaf() || r.len() > 1 {
+                break;
+            }
+            let only = r.child(0);
+            self.drop_node(root);
+            root = only;
+        }
+        self.root = root;
+        self.len -= 1;
+        Some(value)
+    }
+
+    /// Copies the path from `node` down to the entry starting at `start`, with
+    /// the entry gone, merging or rebalancing nodes that fall under half full.
+    /// Returns `None`, having changed nothing, if there is no such entry.
+    fn remove_in(&mut self, node: *mut Node<V, B>, start: u64) -> Option<(*mut Node<V, B>, V)> {
+        let n = self.node(node);
+        let made = if n.is_leaf() {
+            let mut items = n.entries().to_vec();
+            let i = items.binary_search_by_key(&start, |e| e.start).ok()?;
+            let value = items.remove(i).value;
+            (self.alloc(Node::leaf(&items)), value)
+        } else {
+            let i = n.sums().partition_point(|s| s.end <= start);
+            if i == n.len() || n.sums()[i].start > start {
+                return None;
+            }
+            let mut slots: Vec<_> = n.slots().collect();
+            let (child, value) = self.remove_in(slots[i].child, start)?;
+            slots[i] = self.slot(child);
+            if self.node(child).len() < RangeTree::<V, R, B>::MIN {
+                self.rebalance(&mut slots, i);
+            }
+            (self.alloc(Node::branch(&slots)), value)
+        };
+        self.drop_node(node);
+        Some(made)
+    }
+
+    /// Child `i` of `slots` is under half full: pool its items with a
+    /// neighbour's and rebuild the pair as one node (merge) or two evenly
+    /// filled ones (rebalance).
+    fn rebalance(&mut self, slots: &mut Vec<Slot<V, B>>, i: usize) {
+        if slots.len() < 2 {
+            return; // only reachable with a malformed tree; the root is fixed elsewhere
+        }
+        let left = if i + 1 < slots.len() { i } else { i - 1 };
+        let (a, b) = (slots[left].child, slots[left + 1].child);
+        let made = if self.node(a).is_leaf() {
+            let items: Vec<_> = [a, b]
+                .iter()
+                .flat_map(|&p| self.node(p).entries().iter().copied())
+                .collect();
+            self.build(&items, Node::leaf)
+        } else {
+            let items: Vec<_> = [a, b].iter().flat_map(|&p| self.node(p).slots()).collect();
+            self.build(&items, Node::branch)
+        };
+        self.drop_node(a);
+        self.drop_node(b);
+        let new_slots = match made {
+            Made::One(c) => [Some(self.slot(c)), None],
+            Made::Two(c, d) => [Some(self.slot(c)), Some(self.slot(d))],
+        };
+        slots.splice(left..left + 2, new_slots.into_iter().flatten());
+    }
+
+    /// One node holding `items`, or two half-full ones if they do not fit.
+    fn build<T>(&mut self, items: &[T], make: fn(&[T]) -> Box<Node<V, B>>) -> Made<V, B> {
+        if items.len() <= B {
+            Made::One(self.alloc(make(items)))
+        } else {
+            // Each half gets at least (B + 1) / 2 >= MIN items.
+            let (a, b) = items.split_at(items.len() / 2);
+            Made::Two(self.alloc(make(a)), self.alloc(make(b)))
+        }
+    }
+
+    fn alloc(&mut self, node: Box<Node<V, B>>) -> *mut Node<V, B> {
+        let p = node::into_raw(node);
+        self.fresh.push(p);
+        p
+    }
+
+    fn slot(&self, child: *mut Node<V, B>) -> Slot<V, B> {
+        Slot {
+            child,
+            sum: self.node(child).summary(),
+        }
+    }
+
+    /// Takes `node` out of the draft: fresh nodes die now, published ones
+    /// after the grace period that follows the commit.
+    fn drop_node(&mut self, node: *mut Node<V, B>) {
+        if let Some(i) = self.fresh.iter().position(|&p| p == node) {
+            self.fresh.swap_remove(i);
+            // SAFETY: fresh means never published, so no reader has it; the
+            // draft has just stopped using it (and its parent, which is being
+            // rebuilt too).
+            unsafe { node::free_node(node) };
+        } else {
+            self.retired.push(node);
+        }
+    }
+
+    /// The node behind a pointer the draft holds. The reference is good until
+    /// the draft drops that node (callers copy what they need first).
+    fn node<'n>(&self, p: *mut Node<V, B>) -> &'n Node<V, B> {
+        // SAFETY: every pointer the draft holds is to a published node (only
+        // a writer frees those, after retiring them, and we are the only
+        // writer) or to one of its own fresh nodes, which it frees only in
+        // `drop_node`, after its last use.
+        unsafe { &*p }
+    }
+
+    /// Publishes the draft and hands the retired nodes to RCU.
+    fn commit(mut self) {
+        // Release pairs with the Acquire load of the root by readers
+        // (`RangeTree::load_root`): a reader that sees the new root also sees
+        // every node the draft built beneath it.
+        self.tree.root.store(self.root, Ordering::Release);
+        // Relaxed: a statistic, not used to reach memory.
+        self.tree.len.store(self.len, Ordering::Relaxed);
+        self.fresh.clear(); // now part of the published tree
+        let retired = Retired(core::mem::take(&mut self.retired));
+        if !retired.0.is_empty() {
+            R::call_rcu(Box::new(move || retired.free()));
+        }
+    }
+}
+
+impl<V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Drop for Draft<'_, V, R, B> {
+    /// An uncommitted draft (a panic on bad input) frees what it built; the
+    /// published tree is untouched.
+    fn drop(&mut self) {
+        for &p in &self.fresh {
+            // SAFETY: never published; the draft is gone, so nothing uses it.
+            unsafe { node::free_node(p) };
+        }
+    }
+}
+
+/// Nodes unlinked by a committed draft, waiting for their grace period.
+struct Retired<V, const B: usize>(Vec<*mut Node<V, B>>);
+
+// SAFETY: after the commit, the retired nodes are reachable only by readers
+// that started before it (and that the grace period waits for); this value is
+// their only owner, so it may free them on any thread. Their `V`s are `Send`.
+unsafe impl<V: Send, const B: usize> Send for Retired<V, B> {}
+
+impl<V, const B: usize> Retired<V, B> {
+    fn free(self) {
+        for p in self.0 {
+            // SAFETY: `call_rcu` runs us after a grace period, so no reader
+            // still holds `p`; each node was retired exactly once.
+            unsafe { node::free_node(p) };
+        }
+    }
+}
