@@ -1,0 +1,71 @@
+# Entry points for people and CI. The work is done by the `tests` crate
+# (qemu-run boots the kernel; test-suites runs everything `make test` counts)
+# and by cargo (`cargo kbuild` builds the kernel, see .cargo/config.toml).
+#
+#   make run                      boot with SMP=4, show the log, exit by itself
+#   make ktest SMP=N MEM=M ACCEL=tcg|kvm [KTEST=a,b] [APPEND="k=v"] [TIMEOUT=s]
+#   make test                     host tests, loom models, kernel tests at SMP=1 and 4
+#   make gdb                      QEMU waiting for GDB, and GDB with the symbols
+#
+# RELEASE=1 boots the release kernel (run, ktest, gdb). QEMU=, QEMU_ARGS= and
+# CPU= override the emulator binary, add arguments, or change the CPU model.
+
+SMP     ?= 4
+MEM     ?= 256M
+ACCEL   ?= tcg
+TIMEOUT ?= 300
+KTEST   ?=
+APPEND  ?=
+# qemu-run reads these from the environment.
+export SMP MEM ACCEL TIMEOUT KTEST APPEND QEMU QEMU_ARGS CPU
+
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+PROFILE    := $(if $(RELEASE),release,debug)
+KERNEL     := $(TARGET_DIR)/x86_64-target/$(PROFILE)/kernel
+HOST_BIN   := $(TARGET_DIR)/debug
+KBUILD     := cargo kbuild $(if $(RELEASE),--release)
+
+.PHONY: help run ktest test gdb bench clippy fmt fmt-check deps
+
+help:
+	@sed -n '5,12p' Makefile | sed 's/^# \{0,1\}//'
+
+deps:
+	@scripts/ensure-deps.sh
+
+# Steps are recipe lines, not prerequisites, so `make -j` keeps their order.
+run:
+	@scripts/ensure-deps.sh
+	$(KBUILD)
+	cargo build -p tests --bins
+	$(HOST_BIN)/qemu-run --mode run $(KERNEL)
+
+ktest:
+	@scripts/ensure-deps.sh
+	$(KBUILD)
+	cargo build -p tests --bins
+	$(HOST_BIN)/qemu-run --mode test $(KERNEL)
+
+test:
+	@scripts/ensure-deps.sh
+	cargo build -p tests --bins
+	$(HOST_BIN)/test-suites
+
+gdb:
+	@scripts/ensure-deps.sh
+	$(KBUILD)
+	cargo build -p tests --bins
+	scripts/gdb.sh $(HOST_BIN)/qemu-run $(KERNEL) $(TARGET_DIR)/gdb-serial.log
+
+bench:
+	@echo "no benchmarks yet"
+
+clippy:
+	cargo clippy -p mm -p tests --all-targets -- -D warnings
+	cargo kclippy -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+fmt-check:
+	cargo fmt --all -- --check
