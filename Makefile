@@ -8,7 +8,8 @@
 #   make gdb                      QEMU waiting for GDB, and GDB with the symbols
 #
 # RELEASE=1 boots the release kernel (run, ktest, gdb). QEMU=, QEMU_ARGS= and
-# CPU= override the emulator binary, add arguments, or change the CPU model.
+# CPU= override the emulator binary, add arguments, or change the CPU model;
+# KERNEL= boots another ELF (it is still built first).
 
 SMP     ?= 4
 MEM     ?= 256M
@@ -21,7 +22,7 @@ export SMP MEM ACCEL TIMEOUT KTEST APPEND QEMU QEMU_ARGS CPU
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 PROFILE    := $(if $(RELEASE),release,debug)
-KERNEL     := $(TARGET_DIR)/x86_64-target/$(PROFILE)/kernel
+KERNEL     ?= $(TARGET_DIR)/x86_64-target/$(PROFILE)/kernel
 HOST_BIN   := $(TARGET_DIR)/debug
 KBUILD     := cargo kbuild $(if $(RELEASE),--release)
 

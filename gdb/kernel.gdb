@@ -21,9 +21,9 @@ end
 
 echo \n
 echo Connected to QEMU (stopped at reset). Useful commands:\n
-echo   hbreak kernel_main      stop when Rust code starts (or: kbreak NAME)\n
-echo   continue / c            run\n
-echo   bt, info registers      backtrace and registers of the current CPU\n
-echo   info threads, thread N  one thread per CPU\n
-echo   quit                    ends GDB; make gdb then stops QEMU\n
+printf "  hbreak kernel_main      stop when Rust code starts (or: kbreak NAME)\n"
+printf "  continue / c            run\n"
+printf "  bt, info registers      backtrace and registers of the current CPU\n"
+printf "  info threads, thread N  one thread per CPU\n"
+printf "  quit                    ends GDB; make gdb then stops QEMU\n"
 echo \n
