@@ -57,7 +57,11 @@ pub fn run(
     loop {
         let now = Instant::now();
         if exited.is_none() && deadline.is_some_and(|d| now >= d) {
+            // Lines already received may name the test that hung: hand them
+            // over before and after the kill.
+            rx.try_iter().for_each(|line| on_line(&line));
             stop(&mut child)?;
+            drain(&rx, &mut on_line);
             return Ok(GuestExit::TimedOut(now - start));
         }
         match rx.recv_timeout(POLL) {
@@ -77,6 +81,17 @@ pub fn run(
     match exited {
         Some((status, _)) => Ok(to_exit(status)),
         None => wait_until(&mut child, deadline, start),
+    }
+}
+
+/// Hands over what the pipes still deliver, for at most `DRAIN`.
+fn drain(rx: &mpsc::Receiver<String>, on_line: &mut impl FnMut(&str)) {
+    let until = Instant::now() + DRAIN;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => on_line(&line),
+            Err(_) => return,
+        }
     }
 }
 
