@@ -20,13 +20,14 @@ pub fn parse_bt(line: &str) -> Option<(u32, u64)> {
 
 /// Asks `addr2line` which function and line hold `addr`.
 ///
-/// A backtrace holds return addresses, which point just after the call; the
-/// call itself, and the source line a reader wants, is at `addr - 1`.
+/// The address is looked up as printed: the kernel already prints an address
+/// inside the instruction that matters (`bt #0` is the faulting or current
+/// RIP, later frames are return address - 1, inside the call).
 pub fn lookup(elf: &Path, addr: u64) -> Option<(String, String)> {
     let output = Command::new("addr2line")
         .args(["-f", "-C", "-e"])
         .arg(elf)
-        .arg(format!("{:#x}", addr.saturating_sub(1)))
+        .arg(format!("{addr:#x}"))
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
@@ -81,11 +82,11 @@ mod tests {
 
     #[test]
     fn symbolizes_an_address_of_this_very_binary() {
-        // This test binary has debug info, and `parses_backtrace_lines` is in
-        // it: looking up its address (plus one, as a return address would be)
-        // must name it. Without binutils, only the raw fallback is checked.
+        // This test binary has debug info, and `parse_bt` is in it: looking
+        // up its first instruction must name it. Without binutils, only the
+        // raw fallback is checked.
         let exe = std::env::current_exe().unwrap();
-        let addr = parse_bt as *const () as usize as u64 - load_base(&exe) + 1;
+        let addr = parse_bt as *const () as usize as u64 - load_base(&exe);
         let line = format!("    bt #0 {addr:#x}");
         let out = annotate(&exe, &line);
         if Command::new("addr2line").arg("--version").output().is_ok() {
