@@ -1,7 +1,96 @@
+//! A teaching kernel whose page faults take no global lock.
+//!
+//! Boot order (see `kernel_main`): console, physical memory, the kernel's own
+//! page tables, heap, this CPU's tables (GDT/TSS/IDT/APIC), clocks, then the
+//! other CPUs from the ACPI MADT. After that the kernel either runs the
+//! in-kernel tests (`mode=test`) or the demo, and leaves QEMU.
 #![no_std]
 #![no_main]
 
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+extern crate alloc;
+
+mod arch;
+mod backtrace;
+mod cmdline;
+mod console;
+mod extable;
+mod ktest;
+mod memory;
+mod panic;
+mod qemu;
+mod sync;
+mod tests;
+mod time;
+
+use alloc::string::String;
+
+use arch::{acpi, apic, cpu, percpu, smp, trap};
+use memory::{bootinfo, frame, heap, paging};
+
+/// What the boot code handed us, kept for the tests.
+pub struct Boot {
+    pub info: bootinfo::BootInfo,
+    pub madt_cpus: usize,
+    pub cmdline: cmdline::Cmdline,
+}
+
+pub static BOOT: spin::Once<Boot> = spin::Once::new();
+
+#[unsafe(no_mangle)]
+extern "C" fn kernel_main(start_info_phys: u64) -> ! {
+    console::init();
+    arch::pic::disable();
+    trap::init_idt();
+    trap::load_idt(); // exceptions are reported from here on
+
+    // SAFETY: __kernel_end is a linker-script symbol, only its address is used.
+    let kernel_end = memory::kernel_symbol_phys(unsafe { &boot::__kernel_end as *const u8 as u64 });
+    frame::init(&bootinfo::early_memory_map(start_info_phys), kernel_end);
+    paging::init(kernel_end);
+    heap::init();
+
+    smp::init_this_cpu(0);
+    time::calibrate();
+    apic::calibrate_timer();
+    apic::start_timer();
+    percpu::this().online.store(true, core::sync::atomic::Ordering::Release);
+    cpu::enable_interrupts();
+
+    let info = bootinfo::parse(start_info_phys);
+    let cmdline = cmdline::Cmdline::parse(&info.cmdline);
+    if cmdline.get("loglevel") == Some("debug") {
+        console::set_level(console::Level::Debug);
+    }
+    info!("teaching kernel booting; command line: \"{}\"", info.cmdline);
+    info!(
+        "memory: {} MiB usable, {} frames free; TSC {} MHz; {}",
+        frame::total_count() * 4096 >> 20,
+        frame::free_count(),
+        time::tsc_per_us(),
+        if apic::x2apic() { "x2APIC" } else { "xAPIC" }
+    );
+
+    let cpus = acpi::cpus(info.rsdp);
+    let madt_cpus = cpus.apic_ids.len();
+    let started = smp::start_aps(&cpus.apic_ids);
+    info!("{} of {} CPUs online", percpu::online_count(), madt_cpus);
+    if started + 1 != madt_cpus {
+        warn!("only {} of {} application processors started", started, madt_cpus - 1);
+    }
+
+    let mode = String::from(cmdline.get("mode").unwrap_or("run"));
+    BOOT.call_once(|| Boot { info, madt_cpus, cmdline });
+    let boot = BOOT.get().unwrap();
+
+    match mode.as_str() {
+        "test" => {
+            let ok = ktest::run_all(&boot.cmdline);
+            qemu::exit(if ok { qemu::SUCCESS } else { qemu::FAILURE });
+        }
+        _ => {
+            info!("no demo yet: the user-mode fault demo arrives with user mode (issue 6)");
+            info!("shutting down");
+            qemu::exit(qemu::SUCCESS);
+        }
+    }
 }

@@ -1,0 +1,9 @@
+//! x86-64 specifics: instructions, segments, interrupts, APIC, SMP.
+pub mod acpi;
+pub mod apic;
+pub mod cpu;
+pub mod gdt;
+pub mod percpu;
+pub mod pic;
+pub mod smp;
+pub mod trap;

@@ -1,0 +1,219 @@
+//! Multiprocessing: starting the application processors, and running code on
+//! other CPUs.
+//!
+//! Two ways to run code elsewhere:
+//! - `call_on_cpus` runs a function in interrupt context on chosen CPUs and
+//!   waits for all of them (TLB shootdown is built on it). Each target has
+//!   one request slot per *calling* CPU, so the slots never overflow: a
+//!   caller waits for its request before it can post another. While waiting,
+//!   the caller answers requests posted to itself, so two CPUs calling each
+//!   other at once (even with interrupts off) cannot deadlock.
+//! - `run_on_cpus` hands a function to other CPUs' idle loops, where it runs
+//!   with interrupts on (the in-kernel test runner uses it until there are
+//!   kernel tasks to pin).
+
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+
+use super::percpu::{self, MAX_CPUS};
+use super::trap::{VECTOR_CALL_FUNCTION, VECTOR_WAKEUP};
+use super::{apic, cpu, gdt, trap};
+use crate::memory::{kstack::KernelStack, paging, phys_to_virt};
+
+pub struct CallRequest<'a> {
+    func: &'a (dyn Fn() + Sync),
+    remaining: AtomicUsize,
+}
+
+pub struct CallQueue {
+    /// Slot c holds the request posted by CPU c, if any.
+    slots: [AtomicPtr<CallRequest<'static>>; MAX_CPUS],
+}
+
+impl CallQueue {
+    pub const fn new() -> Self {
+        CallQueue { slots: [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS] }
+    }
+}
+
+/// Run every request posted to this CPU (from the IPI handler, or while
+/// waiting for our own request).
+pub fn handle_call_ipi() {
+    for slot in &percpu::this().call_queue.slots {
+        // Acquire pairs with the Release in `call_on_cpus`: the request's
+        // fields are visible before we use them.
+        let req = slot.swap(core::ptr::null_mut(), Ordering::Acquire);
+        if req.is_null() {
+            continue;
+        }
+        // SAFETY: the caller keeps the request alive until `remaining` is 0,
+        // and we decrement it only after the last use.
+        let req = unsafe { &*req };
+        (req.func)();
+        // Release: our side effects of `func` happen before the caller sees
+        // the count drop (it loads with Acquire).
+        req.remaining.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// Run `func` on every CPU in `cpus` (a bitmask) and wait; the calling CPU
+/// runs it directly if it is in the set. Must not be called from an
+/// interrupt handler.
+pub fn call_on_cpus(cpus: u64, func: &(dyn Fn() + Sync)) {
+    let me = percpu::cpu_id();
+    let targets = cpus & !(1 << me);
+    let req = CallRequest { func, remaining: AtomicUsize::new(targets.count_ones() as usize) };
+    // SAFETY (lifetime): we wait below until every target has finished with
+    // `req`, so the 'static the slot type claims is never relied on.
+    let ptr = &req as *const CallRequest as *mut CallRequest<'static>;
+    for cpu in (0..MAX_CPUS).filter(|c| targets & (1 << c) != 0) {
+        let target = percpu::get(cpu);
+        // Release pairs with the Acquire swap in `handle_call_ipi`.
+        let prev = target.call_queue.slots[me].swap(ptr, Ordering::Release);
+        assert!(prev.is_null(), "cpu{me} posted a second call to cpu{cpu}");
+        apic::send_ipi(target.apic_id.load(Ordering::Relaxed), VECTOR_CALL_FUNCTION);
+    }
+    if cpus & (1 << me) != 0 {
+        func();
+    }
+    while req.remaining.load(Ordering::Acquire) != 0 {
+        handle_call_ipi();
+        cpu::pause();
+    }
+}
+
+/// Bitmask of the online CPUs.
+pub fn online_mask() -> u64 {
+    percpu::online_cpus().fold(0, |m, c| m | (1 << c.cpu_id))
+}
+
+pub fn call_on_all_cpus(func: &(dyn Fn() + Sync)) {
+    call_on_cpus(online_mask() | (1 << percpu::cpu_id()), func);
+}
+
+/// Work for another CPU's idle loop.
+pub struct Work {
+    func: *const (dyn Fn() + Sync),
+    done: AtomicBool,
+}
+
+/// Run `func(cpu)` on each CPU in `cpus` with interrupts enabled (the boot
+/// CPU's part runs here) and wait for all.
+pub fn run_on_cpus(cpus: u64, func: &(dyn Fn(usize) + Sync)) {
+    let me = percpu::cpu_id();
+    let mut works: [Option<Work>; MAX_CPUS] = [const { None }; MAX_CPUS];
+    // One closure per CPU binding its number; they live on this stack frame
+    // until every CPU reports done.
+    let per_cpu: [_; MAX_CPUS] = core::array::from_fn(|c| move || func(c));
+    for c in (0..MAX_CPUS).filter(|&c| c != me && cpus & (1 << c) != 0) {
+        let f: *const (dyn Fn() + Sync + '_) = &per_cpu[c];
+        // SAFETY: only the lifetime is erased; we wait for `done` below, so
+        // the target never calls `f` after `per_cpu` goes out of scope.
+        let f: *const (dyn Fn() + Sync + 'static) = unsafe { core::mem::transmute(f) };
+        works[c] = Some(Work { func: f, done: AtomicBool::new(false) });
+        let w = works[c].as_ref().unwrap() as *const Work as *mut Work;
+        let target = percpu::get(c);
+        // Release pairs with the Acquire swap in `idle_loop`.
+        target.work.store(w, Ordering::Release);
+        apic::send_ipi(target.apic_id.load(Ordering::Relaxed), VECTOR_WAKEUP);
+    }
+    if cpus & (1 << me) != 0 {
+        func(me);
+    }
+    for w in works.iter().flatten() {
+        while !w.done.load(Ordering::Acquire) {
+            handle_call_ipi();
+            cpu::pause();
+        }
+    }
+}
+
+/// What an AP does once it is up: wait for work, halt in between.
+fn idle_loop() -> ! {
+    let pc = percpu::this();
+    loop {
+        cpu::disable_interrupts();
+        let w = pc.work.swap(core::ptr::null_mut(), Ordering::Acquire);
+        if w.is_null() {
+            // Interrupts come back on only as the CPU halts: a wakeup IPI sent
+            // after our check cannot be lost.
+            cpu::enable_interrupts_and_halt();
+            continue;
+        }
+        cpu::enable_interrupts();
+        // SAFETY: `run_on_cpus` keeps the work and its closure alive until
+        // we set `done`, after the last use.
+        let work = unsafe { &*w };
+        unsafe { (*work.func)() };
+        work.done.store(true, Ordering::Release);
+    }
+}
+
+/// Per-CPU setup shared by the boot CPU and the APs.
+pub fn init_this_cpu(cpu: usize) {
+    percpu::install(cpu);
+    let ist = core::array::from_fn(|_| KernelStack::with_size(16 << 10).expect("no memory for IST stacks").leak());
+    gdt::init_this_cpu(percpu::this(), ist);
+    trap::load_idt();
+    apic::init_this_cpu();
+    percpu::this().apic_id.store(apic::id(), Ordering::Relaxed);
+}
+
+/// Entry of each AP, from the trampoline, on its own kernel stack.
+extern "C" fn ap_entry(cpu: u64) -> ! {
+    init_this_cpu(cpu as usize);
+    apic::start_timer();
+    percpu::this().online.store(true, Ordering::Release);
+    crate::debug!("online (APIC ID {})", apic::id());
+    idle_loop()
+}
+
+/// Start every AP listed in the MADT; returns how many came up.
+pub fn start_aps(apic_ids: &[u32]) -> usize {
+    assert!(apic_ids.len() <= MAX_CPUS, "more than {MAX_CPUS} CPUs");
+    // SAFETY: the trampoline section is `__trampoline_end - __trampoline_start`
+    // bytes of position-fixed code for 0x8000; 0x8000.. is below 1 MiB, never
+    // handed out by the frame allocator, and direct-mapped.
+    let (start, len) = unsafe {
+        let s = &boot::__trampoline_start as *const u8;
+        (s, (&boot::__trampoline_end as *const u8).offset_from(s) as usize)
+    };
+    let dest = phys_to_virt(boot::AP_TRAMPOLINE_PHYS);
+    // SAFETY: see above; the destination does not overlap the kernel image.
+    unsafe { core::ptr::copy_nonoverlapping(start, dest, len) };
+    let field = |sym: &u8| {
+        let off = sym as *const u8 as usize - start as usize;
+        dest.wrapping_add(off) as *mut u64
+    };
+    // SAFETY: the four data words lie inside the copied trampoline.
+    let (cr3, stack, entry, arg) = unsafe {
+        (field(&boot::ap_tramp_cr3), field(&boot::ap_tramp_stack), field(&boot::ap_tramp_entry), field(&boot::ap_tramp_arg))
+    };
+
+    let mut started = 0;
+    for (cpu, &apic_id) in apic_ids.iter().enumerate().skip(1) {
+        let top = KernelStack::new().expect("no memory for AP stacks").leak();
+        // SAFETY: plain stores to the trampoline's data words; the AP reads
+        // them only after the STARTUP IPI below (the IPI orders them).
+        unsafe {
+            cr3.write_volatile(paging::kernel_pml4());
+            stack.write_volatile(top);
+            entry.write_volatile(ap_entry as *const () as u64);
+            arg.write_volatile(cpu as u64);
+        }
+        percpu::get(cpu).apic_id.store(apic_id, Ordering::Relaxed);
+        apic::start_ap(apic_id, (boot::AP_TRAMPOLINE_PHYS >> 12) as u8);
+        let deadline = crate::time::uptime_ns() + 1_000_000_000;
+        while !percpu::get(cpu).online.load(Ordering::Acquire) && crate::time::uptime_ns() < deadline {
+            cpu::pause();
+        }
+        if percpu::get(cpu).online.load(Ordering::Acquire) {
+            started += 1;
+        } else {
+            crate::error!("cpu{cpu} (APIC ID {apic_id}) did not come up");
+        }
+    }
+    // Every AP runs on the kernel tables now: drop the identity map.
+    paging::drop_identity_map();
+    call_on_all_cpus(&paging::flush_tlb_local);
+    started
+}

@@ -1,0 +1,147 @@
+//! The serial console (COM1) and the kernel log.
+//!
+//! Every log line starts with the time since boot, the CPU and the level:
+//! `[    1.234567] cpu2 INFO  text`. A line is written whole while holding the
+//! console lock, so lines from different CPUs never interleave. The lock is
+//! owner-aware: a CPU that faults or panics while printing (and so already
+//! holds it) prints anyway instead of deadlocking, and a panicking CPU waits
+//! only a bounded time for another CPU's line to finish.
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::arch::{cpu, percpu};
+
+const COM1: u16 = 0x3F8;
+const NO_OWNER: usize = usize::MAX;
+
+static OWNER: AtomicUsize = AtomicUsize::new(NO_OWNER);
+
+pub fn init() {
+    cpu::outb(COM1 + 1, 0x00); // no UART interrupts: we poll
+    cpu::outb(COM1 + 3, 0x80); // DLAB on
+    cpu::outb(COM1, 0x01); // divisor 1 = 115200 baud
+    cpu::outb(COM1 + 1, 0x00);
+    cpu::outb(COM1 + 3, 0x03); // 8N1, DLAB off
+    cpu::outb(COM1 + 2, 0xC7); // FIFO on, cleared
+    cpu::outb(COM1 + 4, 0x03); // DTR, RTS
+}
+
+fn put_byte(b: u8) {
+    // Wait for the transmit holding register to empty (QEMU: at once).
+    while cpu::inb(COM1 + 5) & 0x20 == 0 {
+        cpu::pause();
+    }
+    cpu::outb(COM1, b);
+}
+
+struct Serial;
+
+impl Write for Serial {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                put_byte(b'\r');
+            }
+            put_byte(b);
+        }
+        Ok(())
+    }
+}
+
+/// Holds the console for one whole line (or block) of output.
+pub struct ConsoleGuard {
+    owned: bool,
+    irq: bool,
+}
+
+pub fn lock() -> ConsoleGuard {
+    let me = percpu::cpu_id();
+    let irq = cpu::irq_save();
+    if OWNER.load(Ordering::Relaxed) == me {
+        // Re-entered on this CPU (an exception while printing): go ahead.
+        return ConsoleGuard { owned: false, irq };
+    }
+    let mut spins: u64 = 0;
+    while OWNER.compare_exchange_weak(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        cpu::pause();
+        spins += 1;
+        if crate::panic::panicking() && spins > 10_000_000 {
+            // The owner may be stopped for good; a panic report matters more.
+            return ConsoleGuard { owned: false, irq };
+        }
+    }
+    ConsoleGuard { owned: true, irq }
+}
+
+impl Drop for ConsoleGuard {
+    fn drop(&mut self) {
+        if self.owned {
+            OWNER.store(NO_OWNER, Ordering::Release);
+        }
+        cpu::irq_restore(self.irq);
+    }
+}
+
+impl ConsoleGuard {
+    pub fn write_fmt_line(&mut self, args: fmt::Arguments) {
+        let _ = Serial.write_fmt(args);
+        let _ = Serial.write_str("\n");
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+static MIN_LEVEL: AtomicUsize = AtomicUsize::new(Level::Info as usize);
+
+pub fn set_level(level: Level) {
+    MIN_LEVEL.store(level as usize, Ordering::Relaxed);
+}
+
+pub fn log(level: Level, args: fmt::Arguments) {
+    if (level as usize) < MIN_LEVEL.load(Ordering::Relaxed) {
+        return;
+    }
+    let name = match level {
+        Level::Debug => "DEBUG",
+        Level::Info => "INFO ",
+        Level::Warn => "WARN ",
+        Level::Error => "ERROR",
+    };
+    let ns = crate::time::uptime_ns();
+    let mut g = lock();
+    let _ = write!(Serial, "[{:5}.{:06}] cpu{} {} ", ns / 1_000_000_000, (ns / 1000) % 1_000_000, percpu::cpu_id(), name);
+    g.write_fmt_line(args);
+}
+
+/// One unprefixed line (KTAP output, exception reports).
+pub fn raw_line(args: fmt::Arguments) {
+    lock().write_fmt_line(args);
+}
+
+#[macro_export]
+macro_rules! println_raw {
+    ($($arg:tt)*) => { $crate::console::raw_line(format_args!($($arg)*)) };
+}
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::console::log($crate::console::Level::Debug, format_args!($($arg)*)) };
+}
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::console::log($crate::console::Level::Info, format_args!($($arg)*)) };
+}
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::console::log($crate::console::Level::Warn, format_args!($($arg)*)) };
+}
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::console::log($crate::console::Level::Error, format_args!($($arg)*)) };
+}

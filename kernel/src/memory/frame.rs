@@ -1,0 +1,116 @@
+//! The physical frame allocator.
+//!
+//! Free memory is kept two ways: the usable RAM ranges from the boot memory
+//! map, handed out from their low end (so boot-time allocations, such as the
+//! page tables the APs' trampoline needs, come from low memory), and a stack
+//! of frames that were freed, linked through their own first word (reached
+//! through the direct map). Nothing touches a frame until it is first used,
+//! so a large guest does not make QEMU allocate all its memory at boot.
+//!
+//! `free_count()` is exact at every moment: leak checks in the tests compare
+//! it before and after.
+
+use super::bootinfo::{E820_RAM, EarlyMemoryMap};
+use super::{PAGE_SIZE, phys_to_virt};
+use crate::sync::SpinLock;
+
+const MAX_RANGES: usize = 64;
+const NONE: u64 = u64::MAX;
+
+struct Allocator {
+    /// [next, end) of each RAM range still never handed out.
+    ranges: [(u64, u64); MAX_RANGES],
+    nranges: usize,
+    /// Head of the stack of freed frames (physical), NONE if empty.
+    freed: u64,
+    free: usize,
+    total: usize,
+    max_phys: u64,
+}
+
+static ALLOC: SpinLock<Allocator> = SpinLock::new(Allocator {
+    ranges: [(0, 0); MAX_RANGES],
+    nranges: 0,
+    freed: NONE,
+    free: 0,
+    total: 0,
+    max_phys: 0,
+});
+
+/// Take every RAM range above 1 MiB, minus the kernel image.
+pub fn init(map: &EarlyMemoryMap, kernel_end_phys: u64) {
+    let mut a = ALLOC.lock_irqsave();
+    for r in &map.regions[..map.len] {
+        if r.kind != E820_RAM {
+            continue;
+        }
+        let end = (r.addr + r.size) & !(PAGE_SIZE - 1);
+        a.max_phys = a.max_phys.max(end);
+        // Below 1 MiB: BIOS data, the AP trampoline, the boot info. Then the
+        // kernel image itself.
+        let start = r.addr.max(0x10_0000).max(kernel_end_phys).next_multiple_of(PAGE_SIZE);
+        if start >= end {
+            continue;
+        }
+        assert!(a.nranges < MAX_RANGES, "too many memory ranges");
+        let n = a.nranges;
+        a.ranges[n] = (start, end);
+        a.nranges += 1;
+        let frames = ((end - start) / PAGE_SIZE) as usize;
+        a.free += frames;
+        a.total += frames;
+    }
+    let n = a.nranges;
+    a.ranges[..n].sort_unstable_by_key(|r| r.0);
+}
+
+/// Highest RAM address + 1 (the direct map must cover it).
+pub fn max_phys() -> u64 {
+    ALLOC.lock_irqsave().max_phys
+}
+
+pub fn alloc() -> Option<u64> {
+    let mut a = ALLOC.lock_irqsave();
+    let pa = if a.freed != NONE {
+        let pa = a.freed;
+        // SAFETY: a freed frame is ours and direct-mapped; its first word holds
+        // the next free frame, written by `free`.
+        a.freed = unsafe { *(phys_to_virt(pa) as *const u64) };
+        pa
+    } else {
+        let n = a.nranges;
+        let r = a.ranges[..n].iter_mut().find(|r| r.0 < r.1)?;
+        let pa = r.0;
+        r.0 += PAGE_SIZE;
+        pa
+    };
+    a.free -= 1;
+    Some(pa)
+}
+
+pub fn alloc_zeroed() -> Option<u64> {
+    let pa = alloc()?;
+    // SAFETY: the frame was just allocated to us and is direct-mapped.
+    unsafe { core::ptr::write_bytes(phys_to_virt(pa), 0, PAGE_SIZE as usize) };
+    Some(pa)
+}
+
+/// Return a frame. It must have come from `alloc` and be unused.
+pub fn free(pa: u64) {
+    assert!(pa % PAGE_SIZE == 0 && pa >= 0x10_0000, "freeing a bad frame address {pa:#x}");
+    let mut a = ALLOC.lock_irqsave();
+    assert!(pa < a.max_phys, "freeing a frame {pa:#x} beyond RAM");
+    // SAFETY: the caller gives the frame back, so we may write its first word.
+    unsafe { *(phys_to_virt(pa) as *mut u64) = a.freed };
+    a.freed = pa;
+    a.free += 1;
+    assert!(a.free <= a.total, "more frames freed than exist (double free of {pa:#x}?)");
+}
+
+pub fn free_count() -> usize {
+    ALLOC.lock_irqsave().free
+}
+
+pub fn total_count() -> usize {
+    ALLOC.lock_irqsave().total
+}

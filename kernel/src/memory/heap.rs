@@ -1,0 +1,82 @@
+//! The kernel heap: `linked_list_allocator` over a virtual region that grows
+//! on demand, a page at a time from the frame allocator.
+//!
+//! The heap lock disables interrupts, so an allocation in an interrupt
+//! handler cannot deadlock against the same CPU's allocation it interrupted.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+
+use linked_list_allocator::Heap;
+
+use super::paging::{self, NO_EXECUTE, WRITABLE};
+use super::{HEAP_BASE, PAGE_SIZE, frame};
+use crate::sync::SpinLock;
+
+const INITIAL_SIZE: u64 = 1 << 20;
+const GROW_MIN: u64 = 1 << 20;
+const HEAP_LIMIT: u64 = 64 << 30;
+
+struct KernelHeap {
+    heap: Heap,
+    mapped_end: u64,
+}
+
+pub struct LockedHeap(SpinLock<KernelHeap>);
+
+#[global_allocator]
+static HEAP: LockedHeap = LockedHeap(SpinLock::new(KernelHeap { heap: Heap::empty(), mapped_end: HEAP_BASE }));
+
+/// Map `bytes` more at the end of the heap region. False if out of frames.
+fn map_more(h: &mut KernelHeap, bytes: u64) -> bool {
+    let end = h.mapped_end + bytes.next_multiple_of(PAGE_SIZE);
+    if end > HEAP_BASE + HEAP_LIMIT {
+        return false;
+    }
+    while h.mapped_end < end {
+        let Some(pa) = frame::alloc() else { return false };
+        paging::map_4k(h.mapped_end, pa, WRITABLE | NO_EXECUTE);
+        h.mapped_end += PAGE_SIZE;
+    }
+    true
+}
+
+pub fn init() {
+    let mut h = HEAP.0.lock_irqsave();
+    assert!(map_more(&mut h, INITIAL_SIZE), "no memory for the kernel heap");
+    // SAFETY: [HEAP_BASE, HEAP_BASE + INITIAL_SIZE) was just mapped for the
+    // heap alone and is never used for anything else.
+    unsafe { h.heap.init(HEAP_BASE as *mut u8, INITIAL_SIZE as usize) };
+}
+
+/// Bytes currently in use by allocations.
+pub fn used() -> usize {
+    HEAP.0.lock_irqsave().heap.used()
+}
+
+// SAFETY: all access to the heap goes through the lock; memory handed out is
+// mapped, writable and not handed out twice (linked_list_allocator's job).
+unsafe impl GlobalAlloc for LockedHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let mut h = self.0.lock_irqsave();
+        loop {
+            if let Ok(p) = h.heap.allocate_first_fit(layout) {
+                return p.as_ptr();
+            }
+            let want = (layout.size() + layout.align()) as u64 + PAGE_SIZE;
+            let grow = want.max(GROW_MIN).next_multiple_of(PAGE_SIZE);
+            let old_end = h.mapped_end;
+            if !map_more(&mut h, grow) {
+                return core::ptr::null_mut();
+            }
+            let added = (h.mapped_end - old_end) as usize;
+            // SAFETY: the pages just mapped directly follow the heap's top.
+            unsafe { h.heap.extend(added) };
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` with this layout (GlobalAlloc contract).
+        unsafe { self.0.lock_irqsave().heap.deallocate(NonNull::new_unchecked(ptr), layout) }
+    }
+}

@@ -1,0 +1,17 @@
+//! Leaving QEMU with a status the host can read.
+//!
+//! QEMU's `isa-debug-exit` device at port 0xf4 exits the emulator with status
+//! `(value << 1) | 1`. We use 0x10 for success (status 33) and 0x11 for
+//! failure (35); every other status, including 0 from a triple fault under
+//! `-no-reboot`, is a failure to the runner.
+
+use crate::arch::cpu;
+
+pub const SUCCESS: u32 = 0x10;
+pub const FAILURE: u32 = 0x11;
+
+pub fn exit(code: u32) -> ! {
+    cpu::outl(0xF4, code);
+    // Not under QEMU (or the device is missing): stop here.
+    cpu::halt_forever()
+}

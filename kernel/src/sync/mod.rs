@@ -1,0 +1,3 @@
+//! Locks.
+pub mod spinlock;
+pub use spinlock::SpinLock;

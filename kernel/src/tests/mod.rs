@@ -1,0 +1,5 @@
+//! In-kernel tests (see `ktest.rs`); one file per subsystem.
+mod boot;
+mod memory;
+mod selftest;
+mod smp;
