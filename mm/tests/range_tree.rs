@@ -21,13 +21,13 @@ fn entries<const B: usize>(t: &Tree<B>) -> Vec<(std::ops::Range<u64>, u64)> {
 fn ins<const B: usize>(t: &Tree<B>, s: u64, e: u64, v: u64) {
     // SAFETY: single-threaded test, so no concurrent writer.
     unsafe { t.insert(s..e, v) };
-    t.check_invariants(&());
+    t.check_invariants(&(), true);
 }
 
 fn rem<const B: usize>(t: &Tree<B>, s: u64) -> Option<u64> {
     // SAFETY: single-threaded test.
     let v = unsafe { t.remove(s) };
-    t.check_invariants(&());
+    t.check_invariants(&(), true);
     v
 }
 
@@ -47,7 +47,7 @@ fn empty_tree() {
     assert_eq!(t.depth(&()), 0);
     // SAFETY: single-threaded test.
     assert_eq!(unsafe { t.remove(0) }, None);
-    t.check_invariants(&());
+    t.check_invariants(&(), true);
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn replace_splits_and_merges() {
             ],
         )
     };
-    t.check_invariants(&());
+    t.check_invariants(&(), true);
     assert_eq!(
         entries(&t),
         vec![
@@ -162,14 +162,14 @@ fn replace_splits_and_merges() {
     // Merge them back.
     // SAFETY: single-threaded test.
     unsafe { t.replace(&[0x1000, 0x2000, 0x3000], &[(0x1000..0x4000, 20)]) };
-    t.check_invariants(&());
+    t.check_invariants(&(), true);
     assert_eq!(entries(&t), vec![(0x1000..0x4000, 20), (0x8000..0x9000, 2)]);
     // Pure insert and pure remove through replace.
     // SAFETY: single-threaded test.
     unsafe { t.replace(&[], &[(0x5000..0x6000, 30)]) };
     // SAFETY: single-threaded test.
     unsafe { t.replace(&[0x8000], &[]) };
-    t.check_invariants(&());
+    t.check_invariants(&(), true);
     assert_eq!(
         entries(&t),
         vec![(0x1000..0x4000, 20), (0x5000..0x6000, 30)]
@@ -199,7 +199,7 @@ fn bad_writes_panic_and_leave_the_tree_unchanged() {
     for (i, attempt) in attempts.iter().enumerate() {
         let r = catch_unwind(AssertUnwindSafe(attempt));
         assert!(r.is_err(), "attempt {i} did not panic");
-        t.check_invariants(&());
+        t.check_invariants(&(), true);
         assert_eq!(entries(&t), before, "attempt {i} changed the tree");
         assert_eq!(t.len(), 40);
     }
@@ -315,7 +315,7 @@ fn replaced_nodes_are_retired_once_per_change() {
     // A failed remove changes nothing and retires nothing.
     assert_eq!(unsafe { t.remove(0x5000) }, None);
     assert_eq!(calls(), 0);
-    t.check_invariants(&());
+    t.check_invariants(&(), true);
 }
 
 #[test]
@@ -336,7 +336,7 @@ fn hundred_thousand_entries() {
         }
     }
     drain();
-    t.check_invariants(&());
+    t.check_invariants(&(), true);
     assert_eq!(t.len(), N as usize);
     let depth = t.depth(&());
     assert!((4..=6).contains(&depth), "depth {depth} for {N} entries");
@@ -359,7 +359,7 @@ fn hundred_thousand_entries() {
             drain();
         }
     }
-    t.check_invariants(&());
+    t.check_invariants(&(), true);
     assert!(t.is_empty());
     drop(t);
     drain();

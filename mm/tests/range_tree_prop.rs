@@ -151,7 +151,7 @@ fn run<const B: usize>(ops: &[Op]) {
     let mut model = Model::new();
     for (i, op) in ops.iter().enumerate() {
         step(&t, &mut model, op, i as u64);
-        t.check_invariants(&());
+        t.check_invariants(&(), true);
         assert_eq!(t.len(), model.len());
         assert_eq!(t.overlapping(0..u64::MAX, &()), model_entries(&model));
     }

@@ -171,7 +171,15 @@ impl<V: Copy, const B: usize> Node<V, B> {
             // Acquire pairs with the writer's Release store of the root that
             // published this node (and everything it points to). It would also
             // be what makes a future in-place child swap safe.
-            Body::Branch { children, .. } => children[i].load(Ordering::Acquire),
+            Body::Branch { children, .. } => {
+                let child = children[i].load(Ordering::Acquire);
+                debug_assert_ne!(
+                    child as usize,
+                    usize::from_ne_bytes([POISON_BYTE; size_of::<usize>()]),
+                    "range tree: a reader took a pointer out of a freed node"
+                );
+                child
+            }
             Body::Leaf { .. } => unreachable!("child() on a leaf"),
         }
     }
