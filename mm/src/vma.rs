@@ -1,0 +1,208 @@
+//! The VMA (virtual memory area): one mapped range of an address space.
+//!
+//! A VMA's memory is *type-stable* (see `vma_cache.rs`): a reader that found a
+//! pointer in the VMA tree inside an RCU read section may, by the time it
+//! looks, find the memory reused for a different VMA, of this or another
+//! address space. Every field a stale reader can touch is therefore an atomic,
+//! and the lock protocol (`vma_lock.rs`) re-checks the owner and the range
+//! after taking a reference.
+//!
+//! The range, the protection and the owner are written only while the VMA is
+//! detached (`refcnt == 0`) and not yet handed to a reader; attaching it
+//! publishes them with a Release store of `refcnt` (see `vma_lock::attach`).
+//! So while a reader holds a reference they do not change: a change of range
+//! or protection is made by replacing the VMA with a new one (`mm.rs`).
+
+use core::ops::Range;
+use core::ptr::NonNull;
+
+use crate::mm::Mm;
+use crate::platform::Platform;
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+/// Page size: 4 KiB.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Protection flags of a VMA (`PROT_READ | PROT_WRITE | PROT_EXEC`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Prot(u32);
+
+impl Prot {
+    pub const NONE: Prot = Prot(0);
+    pub const READ: Prot = Prot(1);
+    pub const WRITE: Prot = Prot(2);
+    pub const EXEC: Prot = Prot(4);
+    pub const RW: Prot = Prot(3);
+    const ALL: u32 = 7;
+
+    /// Flags from user bits; `None` if an unknown bit is set.
+    pub fn from_bits(bits: u32) -> Option<Prot> {
+        (bits & !Self::ALL == 0).then_some(Prot(bits))
+    }
+
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    pub fn contains(self, other: Prot) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl core::ops::BitOr for Prot {
+    type Output = Prot;
+    fn bitor(self, rhs: Prot) -> Prot {
+        Prot(self.0 | rhs.0)
+    }
+}
+
+/// Written over the fields of a freed VMA in debug builds (see `vma_cache.rs`).
+pub(crate) const POISON: u64 = 0x6b6b_6b6b_6b6b_6b6b;
+
+/// A VMA. Lives in the VMA cache; handed around as `&Vma` or [`VmaPtr`].
+pub struct Vma<P: Platform> {
+    /// The reference-count lock (see `vma_lock.rs`): 0 detached, 1 attached,
+    /// 1 + n with n readers, + `LOCK_OFFSET` while a writer waits.
+    pub(crate) refcnt: AtomicU32,
+    /// `mm.lock_seq` when this VMA was last write-locked.
+    pub(crate) lock_seq: AtomicU32,
+    /// The owning address space.
+    pub(crate) mm: AtomicPtr<Mm<P>>,
+    start: AtomicU64,
+    end: AtomicU64,
+    prot: AtomicU32,
+    /// Whether the anonymous-memory bookkeeping of this VMA is set up (Linux's
+    /// `anon_vma`). Setting it up needs the `mmap_lock`, so the first fault in
+    /// a VMA under the per-VMA lock asks to be retried under `mmap_lock`.
+    pub(crate) anon_ready: AtomicBool,
+}
+
+impl<P: Platform> Vma<P> {
+    /// A blank, detached VMA (only the cache creates them).
+    pub(crate) fn blank() -> Self {
+        Vma {
+            refcnt: AtomicU32::new(0),
+            // No `mm.lock_seq` equals it until the count wraps: not locked.
+            lock_seq: AtomicU32::new(u32::MAX),
+            mm: AtomicPtr::new(core::ptr::null_mut()),
+            start: AtomicU64::new(0),
+            end: AtomicU64::new(0),
+            prot: AtomicU32::new(0),
+            anon_ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Fill in a detached VMA before it is attached.
+    pub(crate) fn init(&self, mm: *const Mm<P>, range: Range<u64>, prot: Prot, anon_ready: bool) {
+        debug_assert_eq!(
+            self.refcnt.load(Ordering::Relaxed),
+            0,
+            "init of an attached VMA"
+        );
+        // Relaxed stores: `attach` publishes them with its Release store.
+        self.mm.store(mm as *mut Mm<P>, Ordering::Relaxed);
+        self.start.store(range.start, Ordering::Relaxed);
+        self.end.store(range.end, Ordering::Relaxed);
+        self.prot.store(prot.bits(), Ordering::Relaxed);
+        self.anon_ready.store(anon_ready, Ordering::Relaxed);
+    }
+
+    /// Overwrite the fields a freed VMA must not be read for. `refcnt` stays
+    /// 0 (so stale readers still fail to take it) and `lock_seq` keeps its
+    /// value (a stale pre-check may read it; any value is harmless there).
+    pub(crate) fn poison(&self) {
+        self.mm.store(POISON as *mut Mm<P>, Ordering::Relaxed);
+        self.start.store(POISON, Ordering::Relaxed);
+        self.end.store(POISON, Ordering::Relaxed);
+        self.prot.store(POISON as u32, Ordering::Relaxed);
+    }
+
+    /// Whether the fields still hold the poison written when it was freed.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.start.load(Ordering::Relaxed) == POISON
+            && self.end.load(Ordering::Relaxed) == POISON
+            && self.prot.load(Ordering::Relaxed) == POISON as u32
+            && self.mm.load(Ordering::Relaxed) as u64 == POISON
+    }
+
+    // Relaxed loads below: callers hold a reference (readers) or the mmap
+    // write lock (writers); either way the fields were published to them by
+    // the Acquire that gave them the VMA (see the module docs).
+
+    pub fn start(&self) -> u64 {
+        self.start.load(Ordering::Relaxed)
+    }
+
+    pub fn end(&self) -> u64 {
+        self.end.load(Ordering::Relaxed)
+    }
+
+    pub fn range(&self) -> Range<u64> {
+        self.start()..self.end()
+    }
+
+    pub fn prot(&self) -> Prot {
+        Prot(self.prot.load(Ordering::Relaxed))
+    }
+
+    /// The owner, as last published. A stale reader must compare it with its
+    /// own `mm` before trusting anything else.
+    pub fn mm_ptr(&self) -> *const Mm<P> {
+        self.mm.load(Ordering::Relaxed)
+    }
+
+    /// The reference count (for tests and assertions).
+    pub fn refcnt(&self) -> u32 {
+        self.refcnt.load(Ordering::Relaxed)
+    }
+}
+
+/// A pointer to a VMA in the cache, as stored in the VMA tree. Copy, so the
+/// tree can hand out values; it owns nothing.
+pub struct VmaPtr<P: Platform>(pub(crate) NonNull<Vma<P>>);
+
+impl<P: Platform> Clone for VmaPtr<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<P: Platform> Copy for VmaPtr<P> {}
+
+impl<P: Platform> PartialEq for VmaPtr<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl<P: Platform> Eq for VmaPtr<P> {}
+
+impl<P: Platform> core::fmt::Debug for VmaPtr<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "VmaPtr({:p})", self.0)
+    }
+}
+
+// SAFETY: a `VmaPtr` is an address; the `Vma` behind it is made only of
+// atomics and lives in type-stable memory that outlives every RCU reader, so
+// it may be shared and sent between threads like `&Vma`.
+unsafe impl<P: Platform> Send for VmaPtr<P> {}
+// SAFETY: as above.
+unsafe impl<P: Platform> Sync for VmaPtr<P> {}
+
+impl<P: Platform> VmaPtr<P> {
+    /// The raw pointer (a method, so closures capture the whole `Send`
+    /// `VmaPtr` rather than its non-`Send` field).
+    pub fn as_raw(self) -> *mut Vma<P> {
+        self.0.as_ptr()
+    }
+
+    /// The VMA.
+    ///
+    /// # Safety
+    /// The memory must still belong to the VMA cache: the caller is inside the
+    /// RCU read section in which it found the pointer, or holds a reference,
+    /// or holds the mmap write lock of the VMA's owner.
+    pub unsafe fn get<'a>(self) -> &'a Vma<P> {
+        // SAFETY: the caller guarantees the memory is live (type-stable).
+        unsafe { self.0.as_ref() }
+    }
+}

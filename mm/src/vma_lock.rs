@@ -1,0 +1,281 @@
+//! The per-VMA reference-count lock (Linux 6.15), exactly as DESIGN.md §3.
+//!
+//! `vma.refcnt` is the whole lock:
+//!
+//! | value            | meaning                                        |
+//! |------------------|------------------------------------------------|
+//! | `0`              | detached: not in the tree, nobody may take it  |
+//! | `1`              | attached, unlocked                             |
+//! | `1 + n`          | attached, `n` readers                          |
+//! | `+ LOCK_OFFSET`  | a writer is waiting for the readers to drain   |
+//!
+//! Readers only ever raise the count to `REF_LIMIT`, so a waiting writer
+//! (`>= LOCK_OFFSET`) makes them fail. A *write* lock is not a count at all:
+//! it is `vma.lock_seq == mm.lock_seq` (see `seqcount.rs`), which the mmap
+//! write unlock ends for every VMA at once.
+//!
+//! Any reader failure may be a false positive: the caller falls back to the
+//! `mmap_lock`. Reporting success while a writer holds the VMA never happens.
+//!
+//! The feature `seed-v6-ordering` (tests only!) puts back the code the seed
+//! review found broken, so the loom model can show it catches the bug.
+
+use crate::mm::Mm;
+use crate::platform::{LockClass, LockOp, Platform, WaitSlot};
+use crate::sync::{AtomicU32, Ordering};
+use crate::vma::Vma;
+
+/// Added to `refcnt` by a writer waiting for readers to drain.
+pub const LOCK_OFFSET: u32 = 0x4000_0000;
+/// Readers may raise `refcnt` up to this value and no further.
+pub const REF_LIMIT: u32 = LOCK_OFFSET - 1;
+
+/// Why `vma_start_read` did not lock the VMA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadLockError {
+    /// `refcnt` was 0: the VMA was detached under us. Walk the tree again.
+    Detached,
+    /// Write-locked, a writer pending, too many readers, or reused by another
+    /// address space: fall back to the `mmap_lock`.
+    Failed,
+}
+
+fn annotate<P: Platform>(vma: &Vma<P>, op: LockOp) {
+    P::lock_event(LockClass::VmaLock, vma as *const Vma<P> as usize, op);
+}
+
+/// Try to read-lock `vma` for `mm`. Call inside an RCU read section, in which
+/// `vma` was found in `mm`'s tree (its memory may have been reused since).
+pub fn vma_start_read<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) -> Result<(), ReadLockError> {
+    // Step 1: cheap pre-check. Relaxed on both sides: it is only a hint, the
+    // decision is taken in step 5.
+    if vma.lock_seq.load(Ordering::Relaxed) == mm.lock_seq.read_relaxed() {
+        return Err(ReadLockError::Failed);
+    }
+
+    // Steps 2 and 3: take a reference, then annotate. (The v6 code annotated
+    // first and undid it on failure; both are balanced on this path.)
+    #[cfg(feature = "seed-v6-ordering")]
+    annotate(vma, LockOp::AcquireRead);
+    if let Err(e) = inc_not_zero_limited(&vma.refcnt) {
+        #[cfg(feature = "seed-v6-ordering")]
+        annotate(vma, LockOp::Release);
+        return Err(e);
+    }
+    #[cfg(not(feature = "seed-v6-ordering"))]
+    annotate(vma, LockOp::AcquireRead);
+
+    // Step 4: the memory may now be a VMA of another address space.
+    let owner = vma.mm_ptr();
+    if !core::ptr::eq(owner, mm) {
+        // Our put may be the one that wakes that address space's writer, and
+        // once our reference is gone nothing keeps that address space alive:
+        // pin it across the put (the fix of CVE-2025-38554).
+        // SAFETY: we hold a reference to a VMA attached to `owner`, and an
+        // address space cannot finish tearing down (detaching its VMAs waits
+        // for references) while we hold it, so `owner` is alive here.
+        unsafe { Mm::mmgrab(owner) };
+        vma_refcount_put(vma);
+        // SAFETY: pairs with the `mmgrab` above.
+        unsafe { Mm::mmdrop(owner) };
+        return Err(ReadLockError::Failed);
+    }
+
+    // Step 5: write-locked? Acquire on `mm.lock_seq` pairs with the Release
+    // increment in `mmap_write_unlock`: if we see the unlocked value we also
+    // see every change made under that write lock. `vma.lock_seq` is Relaxed:
+    // it was published to us by the Acquire increment of step 2.
+    if vma.lock_seq.load(Ordering::Relaxed) == mm.lock_seq.read_acquire() {
+        vma_refcount_put(vma);
+        return Err(ReadLockError::Failed);
+    }
+    Ok(())
+}
+
+/// Step 2 of the read lock: increment `refcnt` unless it is 0 (detached) or
+/// at `REF_LIMIT` (a writer is pending, or too many readers).
+fn inc_not_zero_limited(refcnt: &AtomicU32) -> Result<(), ReadLockError> {
+    let mut old = refcnt.load(Ordering::Relaxed);
+    loop {
+        if old == 0 {
+            return Err(ReadLockError::Detached);
+        }
+        if old >= REF_LIMIT {
+            return Err(ReadLockError::Failed);
+        }
+        // Acquire on success: pairs with the Release of `attach` and of a
+        // writer dropping LOCK_OFFSET, so the checks that follow read this
+        // VMA's fields, not those of the VMA this memory held before.
+        match refcnt.compare_exchange(old, old + 1, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return Ok(()),
+            Err(now) => old = now,
+        }
+    }
+}
+
+/// Drop a read reference (the read unlock, and the failure path of
+/// `vma_start_read`).
+#[cfg(not(feature = "seed-v6-ordering"))]
+pub fn vma_refcount_put<P: Platform>(vma: &Vma<P>) {
+    // Step 1: copy the owner first: once the count drops, the VMA may be
+    // detached, freed and reused at any moment.
+    let mm = vma.mm_ptr();
+    // Step 2: release the annotation always, and before the decrement. After
+    // the decrement we may not touch the VMA (not even its address as a key
+    // would be safe to reason about), and a put that races with detach must
+    // still release it: the seed's bug was skipping this when the count hit 0.
+    annotate(vma, LockOp::Release);
+    // Step 3: Release pairs with the Acquire load in the writer's wait loop
+    // (and detach's decrement): our reads of the VMA happen before the writer
+    // changes or frees it.
+    let new = vma.refcnt.fetch_sub(1, Ordering::Release) - 1;
+    if new != 0 && writer_only(new) {
+        // SAFETY: `mm` is alive: it is the caller's own address space, or was
+        // pinned by `vma_start_read` step 4.
+        let mm = unsafe { &*mm };
+        debug_assert!(
+            mm.is_alive(),
+            "woke the writer of a freed mm (CVE-2025-38554)"
+        );
+        // `wake_up` starts with a full fence after our decrement (rcuwait).
+        mm.writer_wait.wake_up();
+    }
+}
+
+/// The v6 code of the seed: the annotation is released only when the
+/// decrement does not reach zero. TEST-ONLY: this is the bug.
+#[cfg(feature = "seed-v6-ordering")]
+pub fn vma_refcount_put<P: Platform>(vma: &Vma<P>) {
+    let mm = vma.mm_ptr();
+    let new = vma.refcnt.fetch_sub(1, Ordering::Release) - 1;
+    if new != 0 {
+        annotate(vma, LockOp::Release);
+        if new & LOCK_OFFSET != 0 {
+            // SAFETY: as in the fixed version.
+            let mm = unsafe { &*mm };
+            mm.writer_wait.wake_up();
+        }
+    }
+}
+
+/// Only the writer's offset and at most the attach reference remain: the
+/// writer waiting in `vma_start_write` or `vma_mark_detached` can go on.
+fn writer_only(count: u32) -> bool {
+    count & LOCK_OFFSET != 0 && count <= LOCK_OFFSET + 1
+}
+
+/// Add `LOCK_OFFSET` unless the count is 0 (a detached VMA has no readers to
+/// wait for). Returns whether it was added.
+fn add_offset_unless_zero(refcnt: &AtomicU32) -> bool {
+    // Acquire on the loads: if we see 0, the last reader's Release put is
+    // what we read, and detach's caller may then reuse the memory.
+    let mut old = refcnt.load(Ordering::Acquire);
+    loop {
+        if old == 0 {
+            return false;
+        }
+        debug_assert!(old < LOCK_OFFSET, "two writers on one VMA");
+        // Relaxed on success: nothing is published by raising the count; the
+        // writer's wait loop does the Acquire.
+        match refcnt.compare_exchange(old, old + LOCK_OFFSET, Ordering::Relaxed, Ordering::Acquire)
+        {
+            Ok(_) => return true,
+            Err(now) => old = now,
+        }
+    }
+}
+
+/// Wait (on `mm.writer_wait`) until `refcnt == target`.
+fn wait_for_count<P: Platform>(mm: &Mm<P>, vma: &Vma<P>, target: u32) {
+    // Acquire pairs with the readers' Release puts: everything they did with
+    // the VMA happens before we go on to change it.
+    mm.writer_wait
+        .wait_until(|| vma.refcnt.load(Ordering::Acquire) == target);
+}
+
+/// Whether `vma` is write-locked (only meaningful to the mmap write holder).
+pub fn vma_is_write_locked<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) -> bool {
+    mm.lock_seq.is_write_locked()
+        && vma.lock_seq.load(Ordering::Relaxed) == mm.lock_seq.read_relaxed()
+}
+
+/// Write-lock `vma`; the caller holds `mm`'s `mmap_lock` for write. The lock
+/// lasts until `mmap_write_unlock`.
+pub fn vma_start_write<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
+    debug_assert!(
+        mm.lock_seq.is_write_locked(),
+        "vma_start_write without the mmap write lock"
+    );
+    // Stable: only we (the mmap write holder) change it.
+    let seq = mm.lock_seq.read_relaxed();
+    // Step 1: already ours.
+    if vma.lock_seq.load(Ordering::Relaxed) == seq {
+        return;
+    }
+    // Step 2: make new readers fail, wait for the current ones.
+    let waited = add_offset_unless_zero(&vma.refcnt);
+    if waited {
+        annotate(vma, LockOp::AcquireWrite);
+        wait_for_count(mm, vma, LOCK_OFFSET + 1);
+    }
+    // Step 3: the write lock itself. Relaxed: published by the Release below
+    // (for attached VMAs) or by `attach` (for detached ones).
+    vma.lock_seq.store(seq, Ordering::Relaxed);
+    // Step 4: let readers try again; they will now see the lock. Release
+    // pairs with the readers' Acquire increment: a reader that gets in sees
+    // the new `lock_seq` (and `mm.lock_seq`, odd, which we stored before).
+    if waited {
+        let old = vma.refcnt.fetch_sub(LOCK_OFFSET, Ordering::Release);
+        debug_assert!(old > LOCK_OFFSET, "write lock detached the VMA");
+        annotate(vma, LockOp::Release);
+    }
+}
+
+/// Make a detached, initialised VMA visible to readers (before it is put in
+/// the tree). The caller holds the mmap write lock.
+pub fn vma_mark_attached<P: Platform>(vma: &Vma<P>) {
+    debug_assert_eq!(vma.refcnt(), 0, "attach of an attached VMA");
+    // Release pairs with the readers' Acquire increment: every field written
+    // while the VMA was detached (range, owner, protection, lock_seq) is
+    // visible to whoever takes a reference.
+    vma.refcnt.store(1, Ordering::Release);
+}
+
+/// Detach a write-locked VMA (after removing it from the tree). On return
+/// `refcnt == 0` and no reader holds it: the caller may free it.
+#[cfg(not(feature = "seed-v6-ordering"))]
+pub fn vma_mark_detached<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
+    debug_assert!(
+        vma_is_write_locked(mm, vma),
+        "detach of a VMA that is not write-locked"
+    );
+    // AcqRel: Acquire pairs with readers' Release puts (if this reaches 0,
+    // their accesses happen before the caller reuses the memory).
+    let old = vma.refcnt.fetch_sub(1, Ordering::AcqRel);
+    debug_assert!(old != 0, "detach of a detached VMA");
+    if old == 1 {
+        return;
+    }
+    // Readers hold transient references: they will see the write lock and
+    // put them. Never assume our decrement went 1 -> 0 (the seed's bug):
+    // wait for them like a writer, then drop the offset, reaching 0.
+    if add_offset_unless_zero(&vma.refcnt) {
+        annotate(vma, LockOp::AcquireWrite);
+        wait_for_count(mm, vma, LOCK_OFFSET);
+        // Relaxed: readers that load the resulting 0 fail and read nothing.
+        let old = vma.refcnt.fetch_sub(LOCK_OFFSET, Ordering::Relaxed);
+        debug_assert_eq!(old, LOCK_OFFSET);
+        annotate(vma, LockOp::Release);
+    }
+}
+
+/// The v6 detach: assumes its decrement went 1 -> 0. TEST-ONLY: this is the
+/// bug (a reader's transient reference survives the detach).
+#[cfg(feature = "seed-v6-ordering")]
+pub fn vma_mark_detached<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
+    debug_assert!(
+        vma_is_write_locked(mm, vma),
+        "detach of a VMA that is not write-locked"
+    );
+    vma.refcnt.fetch_sub(1, Ordering::AcqRel);
+}
