@@ -40,6 +40,12 @@ impl Rng {
     }
 }
 
+/// One lookup as a fault does it: read-side section, find, end of section.
+fn lookup<R: Rcu>(t: &RangeTree<u64, R>, addr: u64) -> Option<(std::ops::Range<u64>, u64)> {
+    let guard = R::read_lock();
+    t.find(addr, &guard)
+}
+
 /// Entry `i`: one to four pages at page `5 i`, so each has a hole after it.
 fn range(i: u64) -> (u64, u64) {
     (i * 5 * PAGE, i * 5 * PAGE + (1 + i % 4) * PAGE)
@@ -103,8 +109,7 @@ fn main() {
         let mask = LOOKUPS - 1;
 
         let tree_ns = ns_per_op(LOOKUPS, |k| {
-            let g = NoReaderRcu::read_lock();
-            black_box(t.find(addrs[(k & mask) as usize], &g));
+            black_box(lookup(&t, addrs[(k & mask) as usize]));
         });
         println!(
             "tree_bench lookup         n={n:>6} built={order} depth={depth} {tree_ns:7.1} ns/op"
