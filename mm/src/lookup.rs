@@ -85,6 +85,6 @@ pub fn lock_vma_under_rcu<P: Platform>(mm: &Mm<P>, addr: u64) -> Option<VmaReadL
         drop(locked);
         return abort();
     }
-    debug_assert!(!locked.is_poisoned(), "read-locked a freed VMA");
+    crate::protocol_assert!(!locked.is_poisoned(), "read-locked a freed VMA");
     Some(locked)
 }

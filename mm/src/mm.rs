@@ -282,6 +282,19 @@ impl<P: Platform> Mm<P> {
             .map(|(r, v)| (r, unsafe { v.get() }.prot()))
     }
 
+    /// The VMA pointer the tree holds for `addr`, for a lockless reader (the
+    /// first step of `lock_vma_under_rcu`). The VMA may be detached or reused
+    /// by the time the caller looks: it must take the read lock before
+    /// trusting it.
+    pub fn find_vma_rcu(&self, addr: u64, guard: &P::ReadGuard) -> Option<VmaPtr<P>> {
+        self.vmas.find(addr, guard).map(|(_, v)| v)
+    }
+
+    /// The current `mm_lock_seq` (odd while write-locked).
+    pub fn lock_seq(&self) -> u32 {
+        self.lock_seq.read_acquire()
+    }
+
     /// The VMA containing `addr`, for a caller holding the mmap lock.
     pub(crate) fn find_locked(&self, addr: u64) -> Option<VmaPtr<P>> {
         let g = P::read_lock();

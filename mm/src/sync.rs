@@ -88,3 +88,16 @@ impl<T> Drop for SpinGuard<'_, T> {
             .store(false, core::sync::atomic::Ordering::Release);
     }
 }
+
+/// `assert!` in debug builds and under loom (whose models run in release
+/// builds for speed), compiled out otherwise: the lock protocol's internal
+/// checks, which the model checker must see.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! protocol_assert {
+    ($($t:tt)*) => {
+        if cfg!(any(debug_assertions, loom)) {
+            assert!($($t)*);
+        }
+    };
+}

@@ -118,7 +118,7 @@ impl<P: Platform> Vma<P> {
     }
 
     /// Whether the fields still hold the poison written when it was freed.
-    pub(crate) fn is_poisoned(&self) -> bool {
+    pub fn is_poisoned(&self) -> bool {
         self.start.load(Ordering::Relaxed) == POISON
             && self.end.load(Ordering::Relaxed) == POISON
             && self.prot.load(Ordering::Relaxed) == POISON as u32
@@ -149,6 +149,16 @@ impl<P: Platform> Vma<P> {
     /// own `mm` before trusting anything else.
     pub fn mm_ptr(&self) -> *const Mm<P> {
         self.mm.load(Ordering::Relaxed)
+    }
+
+    /// `mm.lock_seq` when it was last write-locked (for tests).
+    pub fn lock_seq(&self) -> u32 {
+        self.lock_seq.load(Ordering::Relaxed)
+    }
+
+    /// Whether the anonymous-memory bookkeeping is set up (see the field).
+    pub fn anon_ready(&self) -> bool {
+        self.anon_ready.load(Ordering::Relaxed)
     }
 
     /// The reference count (for tests and assertions).

@@ -133,7 +133,7 @@ pub fn vma_refcount_put<P: Platform>(vma: &Vma<P>) {
         // SAFETY: `mm` is alive: it is the caller's own address space, or was
         // pinned by `vma_start_read` step 4.
         let mm = unsafe { &*mm };
-        debug_assert!(
+        crate::protocol_assert!(
             mm.is_alive(),
             "woke the writer of a freed mm (CVE-2025-38554)"
         );
@@ -174,7 +174,7 @@ fn add_offset_unless_zero(refcnt: &AtomicU32) -> bool {
         if old == 0 {
             return false;
         }
-        debug_assert!(old < LOCK_OFFSET, "two writers on one VMA");
+        crate::protocol_assert!(old < LOCK_OFFSET, "two writers on one VMA");
         // Relaxed on success: nothing is published by raising the count; the
         // writer's wait loop does the Acquire.
         match refcnt.compare_exchange(old, old + LOCK_OFFSET, Ordering::Relaxed, Ordering::Acquire)
@@ -202,7 +202,7 @@ pub fn vma_is_write_locked<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) -> bool {
 /// Write-lock `vma`; the caller holds `mm`'s `mmap_lock` for write. The lock
 /// lasts until `mmap_write_unlock`.
 pub fn vma_start_write<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
-    debug_assert!(
+    crate::protocol_assert!(
         mm.lock_seq.is_write_locked(),
         "vma_start_write without the mmap write lock"
     );
@@ -226,7 +226,7 @@ pub fn vma_start_write<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
     // the new `lock_seq` (and `mm.lock_seq`, odd, which we stored before).
     if waited {
         let old = vma.refcnt.fetch_sub(LOCK_OFFSET, Ordering::Release);
-        debug_assert!(old > LOCK_OFFSET, "write lock detached the VMA");
+        crate::protocol_assert!(old > LOCK_OFFSET, "write lock detached the VMA");
         annotate(vma, LockOp::Release);
     }
 }
@@ -234,7 +234,7 @@ pub fn vma_start_write<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
 /// Make a detached, initialised VMA visible to readers (before it is put in
 /// the tree). The caller holds the mmap write lock.
 pub fn vma_mark_attached<P: Platform>(vma: &Vma<P>) {
-    debug_assert_eq!(vma.refcnt(), 0, "attach of an attached VMA");
+    crate::protocol_assert!(vma.refcnt() == 0, "attach of an attached VMA");
     // Release pairs with the readers' Acquire increment: every field written
     // while the VMA was detached (range, owner, protection, lock_seq) is
     // visible to whoever takes a reference.
@@ -245,14 +245,14 @@ pub fn vma_mark_attached<P: Platform>(vma: &Vma<P>) {
 /// `refcnt == 0` and no reader holds it: the caller may free it.
 #[cfg(not(feature = "seed-v6-ordering"))]
 pub fn vma_mark_detached<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
-    debug_assert!(
+    crate::protocol_assert!(
         vma_is_write_locked(mm, vma),
         "detach of a VMA that is not write-locked"
     );
     // AcqRel: Acquire pairs with readers' Release puts (if this reaches 0,
     // their accesses happen before the caller reuses the memory).
     let old = vma.refcnt.fetch_sub(1, Ordering::AcqRel);
-    debug_assert!(old != 0, "detach of a detached VMA");
+    crate::protocol_assert!(old != 0, "detach of a detached VMA");
     if old == 1 {
         return;
     }
@@ -264,7 +264,7 @@ pub fn vma_mark_detached<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
         wait_for_count(mm, vma, LOCK_OFFSET);
         // Relaxed: readers that load the resulting 0 fail and read nothing.
         let old = vma.refcnt.fetch_sub(LOCK_OFFSET, Ordering::Relaxed);
-        debug_assert_eq!(old, LOCK_OFFSET);
+        crate::protocol_assert!(old == LOCK_OFFSET, "detach drained to a wrong count");
         annotate(vma, LockOp::Release);
     }
 }
@@ -273,9 +273,130 @@ pub fn vma_mark_detached<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
 /// bug (a reader's transient reference survives the detach).
 #[cfg(feature = "seed-v6-ordering")]
 pub fn vma_mark_detached<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
-    debug_assert!(
+    crate::protocol_assert!(
         vma_is_write_locked(mm, vma),
         "detach of a VMA that is not write-locked"
     );
     vma.refcnt.fetch_sub(1, Ordering::AcqRel);
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use alloc::sync::Arc;
+
+    use super::*;
+    use crate::host::Host;
+    use crate::mm::{MapAt, Mm, MmRef};
+    use crate::platform::Rcu;
+    use crate::vma::{Prot, VmaPtr};
+    use crate::vma_cache::VmaCache;
+
+    const X: u64 = 0x10_0000;
+
+    fn setup(seq: u32) -> (MmRef<Host>, VmaPtr<Host>) {
+        let mm = Mm::with_lock_seq(Arc::new(VmaCache::<Host>::new()), seq).unwrap();
+        mm.map(MapAt::Fixed(X), 4096, Prot::RW.bits()).unwrap();
+        let g = Host::read_lock();
+        let v = mm.find_vma_rcu(X, &g).unwrap();
+        (mm, v)
+    }
+
+    #[test]
+    fn read_lock_and_put_balance() {
+        let (mm, v) = setup(0);
+        let vma = unsafe { v.get() };
+        let _g = Host::read_lock();
+        assert_eq!(vma_start_read(&mm, vma), Ok(()));
+        assert_eq!(vma.refcnt(), 2);
+        assert_eq!(Host::held_locks(), 1);
+        vma_refcount_put(vma);
+        assert_eq!(vma.refcnt(), 1);
+        assert_eq!(Host::held_locks(), 0);
+    }
+
+    #[test]
+    fn write_locked_until_mmap_write_unlock() {
+        let (mm, v) = setup(0);
+        let vma = unsafe { v.get() };
+        {
+            let _w = mm.write_lock();
+            vma_start_write(&mm, vma);
+            assert!(vma_is_write_locked(&mm, vma));
+            vma_start_write(&mm, vma); // already ours: no wait
+            assert_eq!(vma_start_read(&mm, vma), Err(ReadLockError::Failed));
+            assert_eq!(vma.refcnt(), 1, "failed reader left a reference");
+        }
+        assert_eq!(vma_start_read(&mm, vma), Ok(()));
+        vma_refcount_put(vma);
+        assert_eq!(Host::held_locks(), 0);
+    }
+
+    #[test]
+    fn ref_limit_and_pending_writer_make_readers_fail() {
+        let (mm, v) = setup(0);
+        let vma = unsafe { v.get() };
+        vma.refcnt.store(REF_LIMIT - 1, Ordering::Relaxed);
+        assert_eq!(vma_start_read(&mm, vma), Ok(()));
+        assert_eq!(vma.refcnt(), REF_LIMIT);
+        assert_eq!(vma_start_read(&mm, vma), Err(ReadLockError::Failed));
+        vma_refcount_put(vma);
+        vma.refcnt.store(LOCK_OFFSET + 1, Ordering::Relaxed); // writer pending
+        assert_eq!(vma_start_read(&mm, vma), Err(ReadLockError::Failed));
+        vma.refcnt.store(1, Ordering::Relaxed);
+        assert_eq!(Host::held_locks(), 0);
+    }
+
+    #[test]
+    fn detached_vma_reports_detached() {
+        let (mm, v) = setup(0);
+        let vma = unsafe { v.get() };
+        mm.unmap(X, 4096).unwrap();
+        assert_eq!(vma.refcnt(), 0);
+        assert_eq!(vma_start_read(&mm, vma), Err(ReadLockError::Detached));
+        assert_eq!(Host::held_locks(), 0);
+    }
+
+    #[test]
+    fn reused_by_another_mm_fails_and_keeps_counts() {
+        let cache = Arc::new(VmaCache::<Host>::new());
+        let a = Mm::new(cache.clone()).unwrap();
+        let b = Mm::new(cache.clone()).unwrap();
+        b.map(MapAt::Fixed(X), 4096, Prot::READ.bits()).unwrap();
+        let g = Host::read_lock();
+        let v = b.find_vma_rcu(X, &g).unwrap();
+        let vma = unsafe { v.get() };
+        assert_eq!(vma_start_read(&a, vma), Err(ReadLockError::Failed));
+        assert_eq!(vma.refcnt(), 1);
+        assert_eq!(Host::held_locks(), 0);
+    }
+
+    #[test]
+    fn lock_seq_wrap_gives_false_locked_never_false_unlocked() {
+        // Created under u32::MAX; the unlock wraps mm.lock_seq to 0.
+        let (mm, v) = setup(u32::MAX - 1);
+        let vma = unsafe { v.get() };
+        assert_eq!(mm.lock_seq(), 0);
+        assert_eq!(vma.lock_seq(), u32::MAX);
+        // A stale VMA lock_seq equal to the next odd value (as if locked
+        // 2^32 cycles ago): while the mm is write-locked, the VMA looks
+        // locked although nobody locked it. Allowed: a false "locked".
+        vma.lock_seq.store(1, Ordering::Relaxed);
+        {
+            let _w = mm.write_lock();
+            assert_eq!(mm.lock_seq(), 1);
+            assert_eq!(vma_start_read(&mm, vma), Err(ReadLockError::Failed));
+        }
+        // Really locked across the wrap: never reported unlocked.
+        let mm2 = Mm::with_lock_seq(Arc::new(VmaCache::<Host>::new()), u32::MAX - 1).unwrap();
+        mm2.map(MapAt::Fixed(X), 4096, Prot::READ.bits()).unwrap();
+        let g = Host::read_lock();
+        let v2 = unsafe { mm2.find_vma_rcu(X, &g).unwrap().get() };
+        drop(g);
+        for _ in 0..3 {
+            let _w = mm2.write_lock();
+            vma_start_write(&mm2, v2);
+            assert_eq!(vma_start_read(&mm2, v2), Err(ReadLockError::Failed));
+        }
+        assert_eq!(Host::held_locks(), 0);
+    }
 }

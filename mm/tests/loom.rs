@@ -1,0 +1,327 @@
+//! Loom models of the VMA lock protocol (DESIGN.md §3, §5).
+//!
+//! Run: `RUSTFLAGS="--cfg loom" cargo test -p mm --release --test loom`.
+//! Preemptions are bounded at 2 unless `LOOM_MAX_PREEMPTIONS` says otherwise
+//! (the seed's interleaving needs 2: reader pre-check, writer detaches,
+//! reader puts).
+//!
+//! `--features seed-v6-ordering` puts back the seed's v6 code; then
+//! `loom_seed_detach_race` must FAIL (`make test` checks that it does).
+#![cfg(loom)]
+
+use std::sync::Arc;
+
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::thread;
+use mm::fault::{Access, FaultOutcome, Held, handle_fault};
+use mm::lookup::lock_vma_under_rcu;
+use mm::loom_platform::Loom;
+use mm::mm::{MapAt, Mm, MmRef};
+use mm::platform::{Platform, Rcu};
+use mm::vma::{Prot, VmaPtr};
+use mm::vma_cache::VmaCache;
+use mm::vma_lock::{ReadLockError, vma_refcount_put, vma_start_read, vma_start_write};
+
+const X: u64 = 0x10_0000;
+const PAGE: u64 = 4096;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_with(2, f)
+}
+
+/// `preemptions`: the bound unless `LOOM_MAX_PREEMPTIONS` is set.
+fn model_with(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(preemptions);
+    }
+    b.check(f);
+}
+
+/// An address space with one read-write VMA at `X`, and its VMA pointer.
+fn setup(cache: &Arc<VmaCache<Loom>>, seq: u32) -> (MmRef<Loom>, VmaPtr<Loom>) {
+    let mm = Mm::with_lock_seq(cache.clone(), seq).unwrap();
+    assert_eq!(mm.map(MapAt::Fixed(X), PAGE, Prot::RW.bits()), Ok(X));
+    let g = Loom::read_lock();
+    let v = mm.find_vma_rcu(X, &g).unwrap();
+    (mm, v)
+}
+
+/// End of a model: every annotation of this thread released, then the
+/// deferred frees run.
+fn finish() {
+    assert_eq!(Loom::held_locks(), 0, "lock annotation leaked");
+    Loom::run_rcu_callbacks();
+}
+
+/// A fault-path reader against a writer that replaces the VMA (mprotect):
+/// a read-locked VMA is never changed or freed, and covers the address.
+#[test]
+fn loom_reader_vs_writer() {
+    model(|| {
+        let cache = Arc::new(VmaCache::new());
+        let (mm, _) = setup(&cache, 0);
+        let mm = Arc::new(mm);
+        let reader = {
+            let mm = mm.clone();
+            thread::spawn(move || {
+                if let Some(vma) = lock_vma_under_rcu(&mm, X) {
+                    let (range, prot) = (vma.range(), vma.prot());
+                    assert!(range.contains(&X));
+                    // The old VMA, or the new one after the writer's unlock.
+                    assert!(
+                        prot == Prot::RW || prot == Prot::READ,
+                        "read-locked a half-built VMA"
+                    );
+                    thread::yield_now();
+                    assert!(!vma.is_poisoned(), "read-locked VMA freed");
+                    assert_eq!(
+                        (vma.range(), vma.prot()),
+                        (range, prot),
+                        "read-locked VMA changed"
+                    );
+                }
+                assert_eq!(Loom::held_locks(), 0);
+            })
+        };
+        mm.protect(X, PAGE, Prot::READ.bits()).unwrap();
+        reader.join().unwrap();
+        assert_eq!(mm.find(X).unwrap().1, Prot::READ);
+        drop(mm);
+        assert_eq!(cache.in_use(), 0);
+        finish();
+    });
+}
+
+/// The seed's interleaving: the reader's pre-check passes, the writer
+/// write-locks, the reader increments, the writer detaches, the reader sees
+/// the write lock and puts. The annotations must balance, the count must end
+/// at 0, and the VMA must not be freed while the reader holds it.
+#[test]
+fn loom_seed_detach_race() {
+    model(|| {
+        let cache = Arc::new(VmaCache::new());
+        let (mm, v) = setup(&cache, 0);
+        let mm = Arc::new(mm);
+        let reader = {
+            let mm = mm.clone();
+            thread::spawn(move || {
+                let _rcu = Loom::read_lock();
+                // SAFETY: found in the tree; VMA memory is type-stable and
+                // the model never returns it to the allocator before the end.
+                let vma = unsafe { v.get() };
+                if vma_start_read(&mm, vma).is_ok() {
+                    assert!(!vma.is_poisoned(), "read-locked VMA freed");
+                    assert_eq!(vma.range(), X..X + PAGE);
+                    vma_refcount_put(vma);
+                }
+                assert_eq!(
+                    Loom::held_locks(),
+                    0,
+                    "the reader's put leaked its annotation"
+                );
+            })
+        };
+        // The writer: unmap = write-lock, remove from the tree, detach, free.
+        mm.unmap(X, PAGE).unwrap();
+        // SAFETY: type-stable memory, see above.
+        let vma = unsafe { v.get() };
+        assert_eq!(vma.refcnt(), 0, "detach returned with references left");
+        reader.join().unwrap();
+        assert_eq!(vma.refcnt(), 0, "final count not 0");
+        drop(mm);
+        finish();
+    });
+}
+
+/// A reader with a stale pointer finds the VMA reused by another address
+/// space, whose last user tears it down meanwhile. The reader must fail, and
+/// must keep that address space alive across its put (CVE-2025-38554: the
+/// put's wakeup touched a freed mm).
+#[test]
+fn loom_reader_vs_reuse_other_mm() {
+    // 4 preemptions: the reader runs first and increments, the writer raises
+    // LOCK_OFFSET, the reader puts, the writer sees the count drained before
+    // it sleeps, frees the VMA and the mm, and only then the reader's put
+    // goes on to wake it. (Checked: without the pin this model fails.)
+    model_with(4, || {
+        let cache = Arc::new(VmaCache::new());
+        let (mm_a, v) = setup(&cache, 0);
+        mm_a.unmap(X, PAGE).unwrap();
+        // The free list is LIFO: B's new VMA is the same memory.
+        let mm_b = Mm::new(cache.clone()).unwrap();
+        mm_b.map(MapAt::Fixed(2 * X), PAGE, Prot::READ.bits())
+            .unwrap();
+        // SAFETY: type-stable memory.
+        assert!(
+            core::ptr::eq(unsafe { v.get() }.mm_ptr(), mm_b.as_ptr()),
+            "setup: VMA not reused"
+        );
+        let mm_a = Arc::new(mm_a);
+        let reader = {
+            let mm_a = mm_a.clone();
+            thread::spawn(move || {
+                let _rcu = Loom::read_lock();
+                // SAFETY: type-stable memory.
+                let r = vma_start_read(&mm_a, unsafe { v.get() });
+                assert!(r.is_err(), "read-locked a VMA of another address space");
+                assert_eq!(Loom::held_locks(), 0);
+            })
+        };
+        drop(mm_b); // exit: detaches the VMA (waits for the reader), frees B
+        reader.join().unwrap();
+        drop(mm_a);
+        assert_eq!(cache.in_use(), 0);
+        finish();
+    });
+}
+
+/// `vma_start_write` returns only when no reader is inside, and the reader's
+/// work happens before it (Release put / Acquire wait).
+#[test]
+fn loom_writer_waits_for_readers() {
+    model(|| {
+        let cache = Arc::new(VmaCache::new());
+        let (mm, v) = setup(&cache, 0);
+        let mm = Arc::new(mm);
+        let inside = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (mm, inside) = (mm.clone(), inside.clone());
+            thread::spawn(move || {
+                if let Some(vma) = lock_vma_under_rcu(&mm, X) {
+                    inside.store(true, Ordering::Relaxed);
+                    thread::yield_now();
+                    inside.store(false, Ordering::Relaxed);
+                    drop(vma);
+                }
+                assert_eq!(Loom::held_locks(), 0);
+            })
+        };
+        {
+            let _w = mm.write_lock();
+            // SAFETY: attached VMA of `mm`, mmap write lock held.
+            vma_start_write(&mm, unsafe { v.get() });
+            assert!(
+                !inside.load(Ordering::Relaxed),
+                "writer got the VMA while a reader was inside"
+            );
+        }
+        reader.join().unwrap();
+        drop(mm);
+        finish();
+    });
+}
+
+/// A reader that gets the lock after the writer's `mmap_write_unlock` sees
+/// what the writer did to the VMA under the lock.
+#[test]
+fn loom_unlock_publishes_vma_changes() {
+    model(|| {
+        let cache = Arc::new(VmaCache::new());
+        let (mm, v) = setup(&cache, 0);
+        let mm = Arc::new(mm);
+        let reader = {
+            let mm = mm.clone();
+            thread::spawn(move || {
+                if let Some(vma) = lock_vma_under_rcu(&mm, X) {
+                    // `map` left lock_seq 1 in the VMA; 3 means the writer's
+                    // write lock happened before our lock, so we locked after
+                    // its unlock.
+                    if vma.lock_seq() == 3 {
+                        assert!(
+                            vma.anon_ready(),
+                            "locked after the unlock but missed the writer's change"
+                        );
+                    }
+                }
+                assert_eq!(Loom::held_locks(), 0);
+            })
+        };
+        {
+            let _w = mm.write_lock();
+            // SAFETY: attached VMA of `mm`, mmap write lock held.
+            let vma = unsafe { v.get() };
+            vma_start_write(&mm, vma);
+            // A change only the mmap_lock holder may make.
+            assert_eq!(
+                handle_fault(&mm, vma, X, Access::Write, Held::MmapLock),
+                FaultOutcome::Done
+            );
+        }
+        reader.join().unwrap();
+        drop(mm);
+        finish();
+    });
+}
+
+/// The writer sleeps on `writer_wait` for a reader; the reader's put must
+/// wake it (a lost wakeup leaves both threads blocked: loom reports it).
+#[test]
+fn loom_no_lost_writer_wakeup() {
+    model(|| {
+        let cache = Arc::new(VmaCache::new());
+        let (mm, v) = setup(&cache, 0);
+        let mm = Arc::new(mm);
+        let reader = {
+            let mm = mm.clone();
+            thread::spawn(move || {
+                let _rcu = Loom::read_lock();
+                // SAFETY: type-stable memory.
+                let vma = unsafe { v.get() };
+                match vma_start_read(&mm, vma) {
+                    Ok(()) => vma_refcount_put(vma),
+                    Err(ReadLockError::Failed | ReadLockError::Detached) => {}
+                }
+            })
+        };
+        {
+            let _w = mm.write_lock();
+            // SAFETY: attached VMA of `mm`, mmap write lock held.
+            vma_start_write(&mm, unsafe { v.get() });
+        }
+        reader.join().unwrap();
+        drop(mm);
+        finish();
+    });
+}
+
+/// `mm.lock_seq` wrapping through 0: the VMA created at `u32::MAX` and the
+/// write lock taken after the wrap never give a reader a false "unlocked".
+#[test]
+fn loom_lock_seq_wrap() {
+    model(|| {
+        let cache = Arc::new(VmaCache::new());
+        // Created under lock_seq u32::MAX; the unlock wraps it to 0.
+        let (mm, v) = setup(&cache, u32::MAX - 1);
+        assert_eq!(mm.lock_seq(), 0);
+        let mm = Arc::new(mm);
+        let in_window = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (mm, in_window) = (mm.clone(), in_window.clone());
+            thread::spawn(move || {
+                if let Some(_vma) = lock_vma_under_rcu(&mm, X) {
+                    assert!(
+                        !in_window.load(Ordering::Relaxed),
+                        "read-locked a write-locked VMA"
+                    );
+                }
+            })
+        };
+        {
+            let _w = mm.write_lock();
+            // SAFETY: attached VMA of `mm`, mmap write lock held.
+            vma_start_write(&mm, unsafe { v.get() });
+            in_window.store(true, Ordering::Relaxed);
+            thread::yield_now();
+            in_window.store(false, Ordering::Relaxed);
+        }
+        reader.join().unwrap();
+        // SAFETY: type-stable memory.
+        assert_eq!(unsafe { v.get() }.lock_seq(), 1);
+        drop(mm);
+        finish();
+    });
+}
+
+#[allow(dead_code)]
+fn _platform_is_used(_: impl Platform) {}
