@@ -301,6 +301,58 @@ impl<P: Platform> Mm<P> {
         self.vmas.find(addr, &g).map(|(_, v)| v)
     }
 
+    /// Present leaves and page-table pages below the root, by a full walk
+    /// of the page table (tests compare it with the counters).
+    pub fn census(&self) -> (u64, u64) {
+        self.page_table.census()
+    }
+
+    /// Check the address space's invariants; panics on a violation. For
+    /// tests: takes the mmap read lock.
+    pub fn check_invariants(&self) {
+        let _r = self.read_lock();
+        let g = P::read_lock();
+        let all = self.vmas.overlapping(0..u64::MAX, &g);
+        assert_eq!(all.len(), self.vmas.len(), "tree length");
+        let mut prev_end = USER_MIN;
+        for (r, v) in &all {
+            // SAFETY: the mmap read lock keeps the tree's VMAs attached.
+            let vma = unsafe { v.get() };
+            assert!(
+                r.start >= prev_end && r.start < r.end && r.end <= USER_MAX,
+                "VMA ranges {r:?}"
+            );
+            assert!(
+                r.start % PAGE_SIZE == 0 && r.end % PAGE_SIZE == 0,
+                "unaligned VMA {r:?}"
+            );
+            assert_eq!(vma.range(), *r, "tree key and VMA range differ");
+            assert!(
+                core::ptr::eq(vma.mm_ptr(), self),
+                "VMA of another mm in the tree"
+            );
+            assert!(
+                vma.refcnt() >= 1 && vma.refcnt() < crate::vma_lock::LOCK_OFFSET,
+                "refcnt {}",
+                vma.refcnt()
+            );
+            assert_ne!(
+                vma.lock_seq(),
+                self.lock_seq.read_relaxed(),
+                "VMA write-locked outside a write lock"
+            );
+            assert!(!vma.is_poisoned(), "poisoned VMA in the tree");
+            prev_end = r.end;
+        }
+        for va in self.page_table.mapped_pages() {
+            let i = all.partition_point(|(r, _)| r.end <= va);
+            assert!(
+                i < all.len() && all[i].0.start <= va,
+                "page {va:#x} mapped outside any VMA"
+            );
+        }
+    }
+
     // ---- operations ----
 
     /// Map `len` bytes of anonymous private memory with protection `prot`.
@@ -384,38 +436,37 @@ impl<P: Platform> Mm<P> {
                 last.anon_ready.load(Ordering::Relaxed),
             ));
         }
-        // Merge with equal neighbours just outside the range.
+        // Merge with equal neighbours just outside the range. (A piece left
+        // over by a split is such a neighbour too; `coalesce` handles it.)
         let g = P::read_lock();
-        if let Some((r, v)) = range
-            .start
-            .checked_sub(1)
-            .and_then(|a| self.vmas.find(a, &g))
-        {
-            if r.end == new[0].0.start
-                && unsafe { v.get() }.prot() == new[0].1
-                && !remove.contains(&v)
+        let entry = |v: VmaPtr<P>| {
+            // SAFETY: mmap write lock held (see above).
+            let vma = unsafe { v.get() };
+            (
+                vma.range(),
+                vma.prot(),
+                vma.anon_ready.load(Ordering::Relaxed),
+            )
+        };
+        if first.start() == range.start {
+            let left = range
+                .start
+                .checked_sub(1)
+                .and_then(|a| self.vmas.find(a, &g));
+            if let Some((r, v)) = left.filter(|(r, v)| r.end == range.start && entry(*v).1 == prot)
             {
+                debug_assert_eq!(r, entry(v).0);
                 remove.push(v);
-                new.insert(
-                    0,
-                    (
-                        r,
-                        unsafe { v.get() }.prot(),
-                        unsafe { v.get() }.anon_ready.load(Ordering::Relaxed),
-                    ),
-                );
+                new.insert(0, entry(v));
             }
         }
-        let tail = new[new.len() - 1].clone();
-        if let Some((r, v)) = self.vmas.find(tail.0.end, &g) {
-            if r.start == tail.0.end && unsafe { v.get() }.prot() == tail.1 && !remove.contains(&v)
+        if last.end() == range.end {
+            let right = self.vmas.find(range.end, &g);
+            if let Some((r, v)) = right.filter(|(r, v)| r.start == range.end && entry(*v).1 == prot)
             {
+                debug_assert_eq!(r, entry(v).0);
                 remove.push(v);
-                new.push((
-                    r,
-                    unsafe { v.get() }.prot(),
-                    unsafe { v.get() }.anon_ready.load(Ordering::Relaxed),
-                ));
+                new.push(entry(v));
             }
         }
         drop(g);

@@ -206,6 +206,17 @@ impl<P: Platform> PageTable<P> {
         (leaves, tables)
     }
 
+    /// Addresses of the pages with a non-empty leaf (for tests).
+    pub fn mapped_pages(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        walk::<P>(self.root, 4, 0, &(0..1u64 << 47), &mut |e, va| {
+            if e.load(Ordering::Relaxed) != 0 {
+                out.push(va);
+            }
+        });
+        out
+    }
+
     fn for_each_leaf(&self, range: Range<u64>, f: &mut impl FnMut(&AtomicU64, u64)) {
         walk::<P>(self.root, 4, 0, &range, f);
     }

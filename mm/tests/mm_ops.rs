@@ -1,0 +1,233 @@
+//! Address-space operations and the fault path on the host platform.
+#![cfg(not(loom))]
+
+use std::sync::Arc;
+
+use mm::counters::FaultStats;
+use mm::fault::{Access, FaultOutcome, handle_user_fault};
+use mm::host::Host;
+use mm::mm::{MapAt, Mm, MmError, MmRef, USER_MAX, USER_MIN};
+use mm::vma::Prot;
+use mm::vma_cache::VmaCache;
+
+const P: u64 = 4096;
+const R: u32 = 1;
+const W: u32 = 2;
+const X: u32 = 4;
+const A: u64 = 0x40_0000;
+
+fn new_mm() -> MmRef<Host> {
+    Mm::new(Arc::new(VmaCache::new())).unwrap()
+}
+
+fn layout(mm: &Mm<Host>) -> Vec<(u64, u64, u32)> {
+    mm.vmas()
+        .into_iter()
+        .map(|(r, p)| (r.start, r.end, p.bits()))
+        .collect()
+}
+
+#[test]
+fn map_validates_arguments() {
+    let mm = new_mm();
+    assert_eq!(mm.map(MapAt::Fixed(A), 0, R), Err(MmError::ZeroLength));
+    assert_eq!(mm.map(MapAt::Fixed(A + 1), P, R), Err(MmError::Unaligned));
+    assert_eq!(mm.map(MapAt::Fixed(A), P + 1, R), Err(MmError::Unaligned));
+    assert_eq!(
+        mm.map(MapAt::Fixed(u64::MAX - P + 1), 2 * P, R),
+        Err(MmError::Overflow)
+    );
+    assert_eq!(mm.map(MapAt::Fixed(0), P, R), Err(MmError::OutOfRange));
+    assert_eq!(
+        mm.map(MapAt::Fixed(USER_MAX - P), 2 * P, R),
+        Err(MmError::OutOfRange)
+    );
+    assert_eq!(mm.map(MapAt::Fixed(A), P, 8), Err(MmError::BadFlags));
+    assert_eq!(mm.unmap(A, 0), Err(MmError::ZeroLength));
+    assert_eq!(mm.protect(A, P, 0x10), Err(MmError::BadFlags));
+    assert_eq!(MmError::BadFlags.errno(), 22);
+    assert_eq!(MmError::NoMemory.errno(), 12);
+    assert_eq!(mm.vma_count(), 0);
+}
+
+#[test]
+fn map_any_hint_and_fixed() {
+    let mm = new_mm();
+    assert_eq!(mm.map(MapAt::Any, 2 * P, R | W), Ok(USER_MIN));
+    assert_eq!(mm.map(MapAt::Hint(A), P, R), Ok(A));
+    // Hint taken: falls back to the lowest gap.
+    assert_eq!(mm.map(MapAt::Hint(A), P, R), Ok(USER_MIN + 2 * P));
+    // Fixed over [A - P, A + P) replaces the part of what was there.
+    assert_eq!(mm.map(MapAt::Fixed(A - P), 2 * P, X), Ok(A - P));
+    assert_eq!(
+        layout(&mm),
+        vec![
+            (USER_MIN, USER_MIN + 2 * P, 3),
+            (USER_MIN + 2 * P, USER_MIN + 3 * P, 1),
+            (A - P, A + P, 4)
+        ]
+    );
+    assert_eq!(mm.find(A), Some((A - P..A + P, Prot::EXEC)));
+    assert_eq!(mm.find(A + P), None);
+}
+
+#[test]
+fn unmap_splits_at_both_edges() {
+    let mm = new_mm();
+    mm.map(MapAt::Fixed(A), 8 * P, R | W).unwrap();
+    mm.unmap(A + 2 * P, 3 * P).unwrap();
+    assert_eq!(
+        layout(&mm),
+        vec![(A, A + 2 * P, 3), (A + 5 * P, A + 8 * P, 3)]
+    );
+    // Unmapping a hole is fine.
+    mm.unmap(A + 2 * P, P).unwrap();
+    mm.unmap(A - 4 * P, 20 * P).unwrap();
+    assert!(layout(&mm).is_empty());
+}
+
+#[test]
+fn protect_splits_and_merges() {
+    let mm = new_mm();
+    mm.map(MapAt::Fixed(A), 6 * P, R).unwrap();
+    mm.protect(A + 2 * P, 2 * P, R | W).unwrap();
+    assert_eq!(
+        layout(&mm),
+        vec![
+            (A, A + 2 * P, 1),
+            (A + 2 * P, A + 4 * P, 3),
+            (A + 4 * P, A + 6 * P, 1)
+        ]
+    );
+    mm.protect(A + 2 * P, 2 * P, R).unwrap();
+    assert_eq!(
+        layout(&mm),
+        vec![(A, A + 6 * P, 1)],
+        "equal neighbours merge"
+    );
+    // Separately mapped but equal and adjacent: protect merges them too.
+    mm.map(MapAt::Fixed(A + 6 * P), P, R | W).unwrap();
+    mm.protect(A + 6 * P, P, R).unwrap();
+    assert_eq!(layout(&mm), vec![(A, A + 7 * P, 1)]);
+    assert_eq!(mm.protect(A + 6 * P, 2 * P, R), Err(MmError::NotMapped));
+    assert_eq!(mm.protect(A - P, 2 * P, R), Err(MmError::NotMapped));
+}
+
+#[test]
+fn faults_install_zeroed_pages_and_check_rights() {
+    let mm = new_mm();
+    mm.map(MapAt::Fixed(A), 4 * P, R | W).unwrap();
+    mm.map(MapAt::Fixed(A + 8 * P), P, R).unwrap();
+    assert_eq!(
+        handle_user_fault(&mm, A + 5, Access::Write),
+        FaultOutcome::Done
+    );
+    assert_eq!(
+        handle_user_fault(&mm, A + 5, Access::Write),
+        FaultOutcome::Done,
+        "already mapped"
+    );
+    assert_eq!(
+        handle_user_fault(&mm, A + P, Access::Read),
+        FaultOutcome::Done
+    );
+    assert_eq!(
+        handle_user_fault(&mm, A, Access::Exec),
+        FaultOutcome::AccessError
+    );
+    assert_eq!(
+        handle_user_fault(&mm, A + 8 * P, Access::Write),
+        FaultOutcome::AccessError
+    );
+    assert_eq!(
+        handle_user_fault(&mm, A + 4 * P, Access::Read),
+        FaultOutcome::AccessError,
+        "no VMA"
+    );
+    assert_eq!(mm.rss(), 2);
+    assert_eq!(mm.page_table_pages(), 3);
+    let s = mm.counters.snapshot();
+    // First fault in the VMA: retry (anon setup needs mmap_lock). The rest:
+    // per-VMA success (rights are checked before the anon setup).
+    assert_eq!(s.retry, 1);
+    assert!(s.success >= 3, "{s:?}");
+    assert_eq!(s.abort, 1, "the fault outside any VMA");
+    // Unmapping everything frees data pages and page-table pages.
+    let before = Host::shootdowns();
+    mm.unmap(A, 16 * P).unwrap();
+    assert!(Host::shootdowns() > before);
+    assert_eq!((mm.rss(), mm.page_table_pages()), (0, 0));
+    assert_eq!(Host::held_locks(), 0);
+}
+
+#[test]
+fn protect_rewrites_present_pages() {
+    let mm = new_mm();
+    mm.map(MapAt::Fixed(A), 2 * P, R | W).unwrap();
+    assert_eq!(handle_user_fault(&mm, A, Access::Write), FaultOutcome::Done);
+    mm.protect(A, 2 * P, R).unwrap();
+    assert_eq!(
+        handle_user_fault(&mm, A, Access::Write),
+        FaultOutcome::AccessError
+    );
+    assert_eq!(handle_user_fault(&mm, A, Access::Read), FaultOutcome::Done);
+    mm.protect(A, 2 * P, 0).unwrap();
+    assert_eq!(
+        handle_user_fault(&mm, A, Access::Read),
+        FaultOutcome::AccessError
+    );
+    assert_eq!(mm.rss(), 1, "PROT_NONE keeps the page");
+    mm.protect(A, 2 * P, R | W).unwrap();
+    assert_eq!(handle_user_fault(&mm, A, Access::Write), FaultOutcome::Done);
+    assert_eq!(mm.rss(), 1);
+}
+
+#[test]
+fn out_of_memory_is_reported() {
+    let mm = new_mm();
+    mm.map(MapAt::Fixed(A), P, R | W).unwrap();
+    Host::fail_next_frames(1);
+    assert_eq!(
+        handle_user_fault(&mm, A, Access::Write),
+        FaultOutcome::OutOfMemory
+    );
+    assert_eq!(handle_user_fault(&mm, A, Access::Write), FaultOutcome::Done);
+    assert_eq!(mm.rss(), 1);
+}
+
+#[test]
+fn switch_off_per_vma_path() {
+    let mm = new_mm();
+    mm.map(MapAt::Fixed(A), 4 * P, R | W).unwrap();
+    mm.set_per_vma_lock(false);
+    for i in 0..4 {
+        assert_eq!(
+            handle_user_fault(&mm, A + i * P, Access::Write),
+            FaultOutcome::Done
+        );
+    }
+    assert_eq!(
+        mm.counters.snapshot(),
+        FaultStats {
+            fallback: 4,
+            ..FaultStats::default()
+        }
+    );
+}
+
+#[test]
+fn exit_frees_everything_of_the_mm() {
+    let cache = Arc::new(VmaCache::<Host>::new());
+    let mm = Mm::new(cache.clone()).unwrap();
+    for i in 0..10 {
+        mm.map(MapAt::Fixed(A + i * 0x20_0000), 3 * P, R | W)
+            .unwrap();
+        handle_user_fault(&mm, A + i * 0x20_0000, Access::Write);
+    }
+    assert_eq!(cache.in_use(), 10);
+    let other = mm.clone();
+    drop(mm);
+    assert_eq!(cache.in_use(), 10, "a second user keeps the address space");
+    drop(other);
+    assert_eq!(cache.in_use(), 0);
+}
