@@ -149,7 +149,7 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
             let mut items = n.entries().to_vec();
             let i = items.partition_point(|x| x.start < e.start);
             items.insert(i, e);
-            self.build(&items, Node::leaf)
+            self.build(&items, Node::leaf, false)
         } else {
             let mut slots: Vec<_> = n.slots().collect();
             // The first child ending above `e.start` (e fits just before its
@@ -158,14 +158,24 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
                 .sums()
                 .partition_point(|s| s.end <= e.start)
                 .min(n.len() - 1);
-            match self.insert_in(slots[i].child, e) {
-                Made::One(c) => slots[i] = self.slot(c),
-                Made::Two(a, b) => {
-                    slots[i] = self.slot(a);
-                    slots.insert(i + 1, self.slot(b));
+            let made = match self.insert_in(slots[i].child, e) {
+                // The child split and its left neighbour has room: rather than
+                // add a child here, pool the three and refill the neighbour.
+                // Inserting in address order would otherwise leave every node
+                // half full (a deeper tree); this keeps them about 3/4 full.
+                // (`a` and `b` are fresh, so they are freed at once.)
+                Made::Two(a, b) if i > 0 && self.node(slots[i - 1].child).len() < B => {
+                    let left = slots[i - 1].child;
+                    let pooled = self.rebuild(&[left, a, b], true);
+                    self.put(&mut slots, i - 1..i + 1, pooled);
+                    None
                 }
+                made => Some(made),
+            };
+            if let Some(made) = made {
+                self.put(&mut slots, i..i + 1, made);
             }
-            self.build(&slots, Node::branch)
+            self.build(&slots, Node::branch, false)
         };
         self.drop_node(node);
         made
@@ -233,35 +243,58 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
             return; // only reachable with a malformed tree; the root is fixed elsewhere
         }
         let left = if i + 1 < slots.len() { i } else { i - 1 };
-        let (a, b) = (slots[left].child, slots[left + 1].child);
-        let made = if self.node(a).is_leaf() {
-            let items: Vec<_> = [a, b]
+        let pooled = self.rebuild(&[slots[left].child, slots[left + 1].child], false);
+        self.put(slots, left..left + 2, pooled);
+    }
+
+    /// Pools the items of consecutive sibling nodes (all leaves or all
+    /// branches) and rebuilds them, dropping the originals.
+    fn rebuild(&mut self, nodes: &[*mut Node<V, B>], pack_left: bool) -> Made<V, B> {
+        let made = if self.node(nodes[0]).is_leaf() {
+            let items: Vec<_> = nodes
                 .iter()
                 .flat_map(|&p| self.node(p).entries().iter().copied())
                 .collect();
-            self.build(&items, Node::leaf)
+            self.build(&items, Node::leaf, pack_left)
         } else {
-            let items: Vec<_> = [a, b].iter().flat_map(|&p| self.node(p).slots()).collect();
-            self.build(&items, Node::branch)
+            let items: Vec<_> = nodes.iter().flat_map(|&p| self.node(p).slots()).collect();
+            self.build(&items, Node::branch, pack_left)
         };
-        self.drop_node(a);
-        self.drop_node(b);
-        let new_slots = match made {
+        for &p in nodes {
+            self.drop_node(p);
+        }
+        made
+    }
+
+    /// One node holding `items` (at most `2 B` of them), or two if they do not
+    /// fit: evenly filled, or with the left one as full as it can be.
+    fn build<T>(
+        &mut self,
+        items: &[T],
+        make: fn(&[T]) -> Box<Node<V, B>>,
+        pack_left: bool,
+    ) -> Made<V, B> {
+        let n = items.len();
+        if n <= B {
+            return Made::One(self.alloc(make(items)));
+        }
+        // Either way both parts get MIN..=B items, as B < n <= 2 B.
+        let left = if pack_left {
+            B.min(n - RangeTree::<V, R, B>::MIN)
+        } else {
+            n / 2
+        };
+        let (a, b) = items.split_at(left);
+        Made::Two(self.alloc(make(a)), self.alloc(make(b)))
+    }
+
+    /// Replaces `slots[at]` by the node(s) in `made`.
+    fn put(&self, slots: &mut Vec<Slot<V, B>>, at: Range<usize>, made: Made<V, B>) {
+        let new = match made {
             Made::One(c) => [Some(self.slot(c)), None],
             Made::Two(c, d) => [Some(self.slot(c)), Some(self.slot(d))],
         };
-        slots.splice(left..left + 2, new_slots.into_iter().flatten());
-    }
-
-    /// One node holding `items`, or two half-full ones if they do not fit.
-    fn build<T>(&mut self, items: &[T], make: fn(&[T]) -> Box<Node<V, B>>) -> Made<V, B> {
-        if items.len() <= B {
-            Made::One(self.alloc(make(items)))
-        } else {
-            // Each half gets at least (B + 1) / 2 >= MIN items.
-            let (a, b) = items.split_at(items.len() / 2);
-            Made::Two(self.alloc(make(a)), self.alloc(make(b)))
-        }
+        slots.splice(at, new.into_iter().flatten());
     }
 
     fn alloc(&mut self, node: Box<Node<V, B>>) -> *mut Node<V, B> {
