@@ -38,7 +38,9 @@ pub fn print_from(rip: u64, mut rbp: u64) {
 pub fn print_here() {
     let rbp: u64;
     // SAFETY: reading RBP has no side effects.
-    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags))
+    };
     let rip = print_here as *const () as u64;
     print_from(rip, rbp);
 }

@@ -20,11 +20,17 @@ impl Cmdline {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.args.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.args
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A comma-separated list value (`ktest=a,b`).
     pub fn list(&self, key: &str) -> Vec<&str> {
-        self.get(key).map(|v| v.split(',').filter(|s| !s.is_empty()).collect()).unwrap_or_default()
+        self.get(key)
+            .map(|v| v.split(',').filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
     }
 }

@@ -63,7 +63,10 @@ pub fn lock() -> ConsoleGuard {
         return ConsoleGuard { owned: false, irq };
     }
     let mut spins: u64 = 0;
-    while OWNER.compare_exchange_weak(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    while OWNER
+        .compare_exchange_weak(NO_OWNER, me, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
         cpu::pause();
         spins += 1;
         if crate::panic::panicking() && spins > 10_000_000 {
@@ -116,7 +119,14 @@ pub fn log(level: Level, args: fmt::Arguments) {
     };
     let ns = crate::time::uptime_ns();
     let mut g = lock();
-    let _ = write!(Serial, "[{:5}.{:06}] cpu{} {} ", ns / 1_000_000_000, (ns / 1000) % 1_000_000, percpu::cpu_id(), name);
+    let _ = write!(
+        Serial,
+        "[{:5}.{:06}] cpu{} {} ",
+        ns / 1_000_000_000,
+        (ns / 1000) % 1_000_000,
+        percpu::cpu_id(),
+        name
+    );
     g.write_fmt_line(args);
 }
 

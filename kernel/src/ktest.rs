@@ -148,7 +148,11 @@ fn run_one(test: &KTest) -> TestResult {
                 }
             });
             let errors = errors.lock().clone();
-            if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(errors.join("\n"))
+            }
         }
     }
 }

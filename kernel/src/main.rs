@@ -38,6 +38,7 @@ pub static BOOT: spin::Once<Boot> = spin::Once::new();
 
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main(start_info_phys: u64) -> ! {
+    sync::spinlock::init_mode(); // before the first lock is taken
     console::init();
     arch::pic::disable();
     trap::init_idt();
@@ -53,7 +54,9 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     time::calibrate();
     apic::calibrate_timer();
     apic::start_timer();
-    percpu::this().online.store(true, core::sync::atomic::Ordering::Release);
+    percpu::this()
+        .online
+        .store(true, core::sync::atomic::Ordering::Release);
     cpu::enable_interrupts();
 
     let info = bootinfo::parse(start_info_phys);
@@ -61,7 +64,10 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     if cmdline.get("loglevel") == Some("debug") {
         console::set_level(console::Level::Debug);
     }
-    info!("teaching kernel booting; command line: \"{}\"", info.cmdline);
+    info!(
+        "teaching kernel booting; command line: \"{}\"",
+        info.cmdline
+    );
     info!(
         "memory: {} MiB usable, {} frames free; TSC {} MHz; {}",
         frame::total_count() * 4096 >> 20,
@@ -75,11 +81,19 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     let started = smp::start_aps(&cpus.apic_ids);
     info!("{} of {} CPUs online", percpu::online_count(), madt_cpus);
     if started + 1 != madt_cpus {
-        warn!("only {} of {} application processors started", started, madt_cpus - 1);
+        warn!(
+            "only {} of {} application processors started",
+            started,
+            madt_cpus - 1
+        );
     }
 
     let mode = String::from(cmdline.get("mode").unwrap_or("run"));
-    BOOT.call_once(|| Boot { info, madt_cpus, cmdline });
+    BOOT.call_once(|| Boot {
+        info,
+        madt_cpus,
+        cmdline,
+    });
     let boot = BOOT.get().unwrap();
 
     match mode.as_str() {

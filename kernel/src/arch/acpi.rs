@@ -14,8 +14,13 @@ use crate::memory::phys_to_virt;
 struct DirectMap;
 
 impl AcpiHandler for DirectMap {
-    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
-        let virt = NonNull::new(phys_to_virt(physical_address as u64) as *mut T).expect("null ACPI table");
+    unsafe fn map_physical_region<T>(
+        &self,
+        physical_address: usize,
+        size: usize,
+    ) -> PhysicalMapping<Self, T> {
+        let virt =
+            NonNull::new(phys_to_virt(physical_address as u64) as *mut T).expect("null ACPI table");
         // SAFETY: the direct map covers all RAM and the low 4 GiB, where
         // firmware places ACPI tables; the mapping is valid for `size` bytes
         // for as long as the kernel runs.
@@ -32,7 +37,8 @@ pub struct Cpus {
 
 pub fn cpus(rsdp: u64) -> Cpus {
     // SAFETY: `rsdp` is the RSDP address the PVH loader gave us.
-    let tables = unsafe { AcpiTables::from_rsdp(DirectMap, rsdp as usize) }.expect("cannot read ACPI tables");
+    let tables = unsafe { AcpiTables::from_rsdp(DirectMap, rsdp as usize) }
+        .expect("cannot read ACPI tables");
     let info = tables.platform_info().expect("cannot read the MADT");
     let procs = info.processor_info.expect("MADT lists no processors");
     let mut apic_ids = alloc::vec![procs.boot_processor.local_apic_id];

@@ -72,7 +72,11 @@ pub fn init_this_cpu() {
 }
 
 pub fn id() -> u32 {
-    if x2apic() { read(REG_ID) } else { read(REG_ID) >> 24 }
+    if x2apic() {
+        read(REG_ID)
+    } else {
+        read(REG_ID) >> 24
+    }
 }
 
 pub fn eoi() {

@@ -75,7 +75,10 @@ pub fn init_this_cpu(pc: &PerCpu, ist_tops: [u64; 3]) {
         limit: u16,
         base: u64,
     }
-    let ptr = Pointer { limit: (7 * 8 - 1) as u16, base: gdt.as_ptr() as u64 };
+    let ptr = Pointer {
+        limit: (7 * 8 - 1) as u16,
+        base: gdt.as_ptr() as u64,
+    };
     // SAFETY: the GDT is static per-CPU memory with the code/data selectors
     // the rest of the kernel uses; reloading CS through a far return and the
     // data segments keeps the running code valid. The TSS descriptor is fresh

@@ -98,7 +98,9 @@ pub fn this() -> &'static PerCpu {
     let ptr: u64;
     // SAFETY: gs:0 holds the address of this CPU's static `PerCpu` (see
     // `install`); reading it has no side effects.
-    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags))
+    };
     // SAFETY: the pointer is to an element of the static `CPUS` array.
     unsafe { &*(ptr as *const PerCpu) }
 }

@@ -31,7 +31,9 @@ pub struct CallQueue {
 
 impl CallQueue {
     pub const fn new() -> Self {
-        CallQueue { slots: [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS] }
+        CallQueue {
+            slots: [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS],
+        }
     }
 }
 
@@ -61,7 +63,10 @@ pub fn handle_call_ipi() {
 pub fn call_on_cpus(cpus: u64, func: &(dyn Fn() + Sync)) {
     let me = percpu::cpu_id();
     let targets = cpus & !(1 << me);
-    let req = CallRequest { func, remaining: AtomicUsize::new(targets.count_ones() as usize) };
+    let req = CallRequest {
+        func,
+        remaining: AtomicUsize::new(targets.count_ones() as usize),
+    };
     // SAFETY (lifetime): we wait below until every target has finished with
     // `req`, so the 'static the slot type claims is never relied on.
     let ptr = &req as *const CallRequest as *mut CallRequest<'static>;
@@ -109,7 +114,10 @@ pub fn run_on_cpus(cpus: u64, func: &(dyn Fn(usize) + Sync)) {
         // SAFETY: only the lifetime is erased; we wait for `done` below, so
         // the target never calls `f` after `per_cpu` goes out of scope.
         let f: *const (dyn Fn() + Sync + 'static) = unsafe { core::mem::transmute(f) };
-        works[c] = Some(Work { func: f, done: AtomicBool::new(false) });
+        works[c] = Some(Work {
+            func: f,
+            done: AtomicBool::new(false),
+        });
         let w = works[c].as_ref().unwrap() as *const Work as *mut Work;
         let target = percpu::get(c);
         // Release pairs with the Acquire swap in `idle_loop`.
@@ -151,7 +159,11 @@ fn idle_loop() -> ! {
 /// Per-CPU setup shared by the boot CPU and the APs.
 pub fn init_this_cpu(cpu: usize) {
     percpu::install(cpu);
-    let ist = core::array::from_fn(|_| KernelStack::with_size(16 << 10).expect("no memory for IST stacks").leak());
+    let ist = core::array::from_fn(|_| {
+        KernelStack::with_size(16 << 10)
+            .expect("no memory for IST stacks")
+            .leak()
+    });
     gdt::init_this_cpu(percpu::this(), ist);
     trap::load_idt();
     apic::init_this_cpu();
@@ -175,7 +187,10 @@ pub fn start_aps(apic_ids: &[u32]) -> usize {
     // handed out by the frame allocator, and direct-mapped.
     let (start, len) = unsafe {
         let s = &boot::__trampoline_start as *const u8;
-        (s, (&boot::__trampoline_end as *const u8).offset_from(s) as usize)
+        (
+            s,
+            (&boot::__trampoline_end as *const u8).offset_from(s) as usize,
+        )
     };
     let dest = phys_to_virt(boot::AP_TRAMPOLINE_PHYS);
     // SAFETY: see above; the destination does not overlap the kernel image.
@@ -186,7 +201,12 @@ pub fn start_aps(apic_ids: &[u32]) -> usize {
     };
     // SAFETY: the four data words lie inside the copied trampoline.
     let (cr3, stack, entry, arg) = unsafe {
-        (field(&boot::ap_tramp_cr3), field(&boot::ap_tramp_stack), field(&boot::ap_tramp_entry), field(&boot::ap_tramp_arg))
+        (
+            field(&boot::ap_tramp_cr3),
+            field(&boot::ap_tramp_stack),
+            field(&boot::ap_tramp_entry),
+            field(&boot::ap_tramp_arg),
+        )
     };
 
     let mut started = 0;
@@ -203,7 +223,9 @@ pub fn start_aps(apic_ids: &[u32]) -> usize {
         percpu::get(cpu).apic_id.store(apic_id, Ordering::Relaxed);
         apic::start_ap(apic_id, (boot::AP_TRAMPOLINE_PHYS >> 12) as u8);
         let deadline = crate::time::uptime_ns() + 1_000_000_000;
-        while !percpu::get(cpu).online.load(Ordering::Acquire) && crate::time::uptime_ns() < deadline {
+        while !percpu::get(cpu).online.load(Ordering::Acquire)
+            && crate::time::uptime_ns() < deadline
+        {
             cpu::pause();
         }
         if percpu::get(cpu).online.load(Ordering::Acquire) {

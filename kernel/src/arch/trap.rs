@@ -11,7 +11,10 @@ use core::sync::atomic::Ordering;
 use super::{apic, cpu, gdt, percpu, smp};
 use crate::{backtrace, extable, println_raw};
 
-core::arch::global_asm!(include_str!(concat!(env!("OUT_DIR"), "/isr_stubs.S")), options(att_syntax));
+core::arch::global_asm!(
+    include_str!(concat!(env!("OUT_DIR"), "/isr_stubs.S")),
+    options(att_syntax)
+);
 
 core::arch::global_asm!(
     r#"
@@ -121,9 +124,15 @@ struct Gate {
 #[repr(C, align(16))]
 struct Idt([Gate; 256]);
 
-static mut IDT: Idt = Idt(
-    [Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, reserved: 0 }; 256],
-);
+static mut IDT: Idt = Idt([Gate {
+    offset_low: 0,
+    selector: 0,
+    ist: 0,
+    type_attr: 0,
+    offset_mid: 0,
+    offset_high: 0,
+    reserved: 0,
+}; 256]);
 
 unsafe extern "C" {
     static isr_stub_table: [u64; 256];
@@ -161,9 +170,14 @@ pub fn load_idt() {
         limit: u16,
         base: u64,
     }
-    let ptr = Pointer { limit: (core::mem::size_of::<Idt>() - 1) as u16, base: core::ptr::addr_of!(IDT) as u64 };
+    let ptr = Pointer {
+        limit: (core::mem::size_of::<Idt>() - 1) as u16,
+        base: core::ptr::addr_of!(IDT) as u64,
+    };
     // SAFETY: IDT is a static table of valid gates (init_idt ran first).
-    unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("lidt [{}]", in(reg) &ptr, options(nostack, readonly, preserves_flags))
+    };
 }
 
 const EXCEPTION_NAMES: [&str; 32] = [

@@ -51,20 +51,35 @@ fn start_info(phys: u64) -> &'static StartInfo {
     // SAFETY: QEMU passes the physical address of a valid start_info in low
     // memory, which the boot page tables direct-map; it is never freed.
     let si = unsafe { &*(phys_to_virt(phys) as *const StartInfo) };
-    assert!(si.magic == MAGIC, "PVH start_info has a bad magic number {:#x}", si.magic);
-    assert!(si.version >= 1, "PVH start_info version {} has no memory map", si.version);
+    assert!(
+        si.magic == MAGIC,
+        "PVH start_info has a bad magic number {:#x}",
+        si.magic
+    );
+    assert!(
+        si.version >= 1,
+        "PVH start_info version {} has no memory map",
+        si.version
+    );
     si
 }
 
 pub fn early_memory_map(phys: u64) -> EarlyMemoryMap {
     let si = start_info(phys);
     let mut map = EarlyMemoryMap {
-        regions: [MemoryRegion { addr: 0, size: 0, kind: 0, reserved: 0 }; 64],
+        regions: [MemoryRegion {
+            addr: 0,
+            size: 0,
+            kind: 0,
+            reserved: 0,
+        }; 64],
         len: 0,
     };
     let n = (si.memmap_entries as usize).min(map.regions.len());
     // SAFETY: the loader guarantees `memmap_entries` entries at memmap_paddr.
-    let entries = unsafe { core::slice::from_raw_parts(phys_to_virt(si.memmap_paddr) as *const MemoryRegion, n) };
+    let entries = unsafe {
+        core::slice::from_raw_parts(phys_to_virt(si.memmap_paddr) as *const MemoryRegion, n)
+    };
     map.regions[..n].copy_from_slice(entries);
     map.len = n;
     map
@@ -87,5 +102,9 @@ pub fn parse(phys: u64) -> BootInfo {
             i += 1;
         }
     }
-    BootInfo { memory_map: early.regions[..early.len].to_vec(), rsdp: si.rsdp_paddr, cmdline }
+    BootInfo {
+        memory_map: early.regions[..early.len].to_vec(),
+        rsdp: si.rsdp_paddr,
+        cmdline,
+    }
 }

@@ -48,7 +48,11 @@ pub fn init(map: &EarlyMemoryMap, kernel_end_phys: u64) {
         a.max_phys = a.max_phys.max(end);
         // Below 1 MiB: BIOS data, the AP trampoline, the boot info. Then the
         // kernel image itself.
-        let start = r.addr.max(0x10_0000).max(kernel_end_phys).next_multiple_of(PAGE_SIZE);
+        let start = r
+            .addr
+            .max(0x10_0000)
+            .max(kernel_end_phys)
+            .next_multiple_of(PAGE_SIZE);
         if start >= end {
             continue;
         }
@@ -97,14 +101,20 @@ pub fn alloc_zeroed() -> Option<u64> {
 
 /// Return a frame. It must have come from `alloc` and be unused.
 pub fn free(pa: u64) {
-    assert!(pa % PAGE_SIZE == 0 && pa >= 0x10_0000, "freeing a bad frame address {pa:#x}");
+    assert!(
+        pa % PAGE_SIZE == 0 && pa >= 0x10_0000,
+        "freeing a bad frame address {pa:#x}"
+    );
     let mut a = ALLOC.lock_irqsave();
     assert!(pa < a.max_phys, "freeing a frame {pa:#x} beyond RAM");
     // SAFETY: the caller gives the frame back, so we may write its first word.
     unsafe { *(phys_to_virt(pa) as *mut u64) = a.freed };
     a.freed = pa;
     a.free += 1;
-    assert!(a.free <= a.total, "more frames freed than exist (double free of {pa:#x}?)");
+    assert!(
+        a.free <= a.total,
+        "more frames freed than exist (double free of {pa:#x}?)"
+    );
 }
 
 pub fn free_count() -> usize {

@@ -25,7 +25,10 @@ struct KernelHeap {
 pub struct LockedHeap(SpinLock<KernelHeap>);
 
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap(SpinLock::new(KernelHeap { heap: Heap::empty(), mapped_end: HEAP_BASE }));
+static HEAP: LockedHeap = LockedHeap(SpinLock::new(KernelHeap {
+    heap: Heap::empty(),
+    mapped_end: HEAP_BASE,
+}));
 
 /// Map `bytes` more at the end of the heap region. False if out of frames.
 fn map_more(h: &mut KernelHeap, bytes: u64) -> bool {
@@ -34,7 +37,9 @@ fn map_more(h: &mut KernelHeap, bytes: u64) -> bool {
         return false;
     }
     while h.mapped_end < end {
-        let Some(pa) = frame::alloc() else { return false };
+        let Some(pa) = frame::alloc() else {
+            return false;
+        };
         paging::map_4k(h.mapped_end, pa, WRITABLE | NO_EXECUTE);
         h.mapped_end += PAGE_SIZE;
     }
@@ -43,7 +48,10 @@ fn map_more(h: &mut KernelHeap, bytes: u64) -> bool {
 
 pub fn init() {
     let mut h = HEAP.0.lock_irqsave();
-    assert!(map_more(&mut h, INITIAL_SIZE), "no memory for the kernel heap");
+    assert!(
+        map_more(&mut h, INITIAL_SIZE),
+        "no memory for the kernel heap"
+    );
     // SAFETY: [HEAP_BASE, HEAP_BASE + INITIAL_SIZE) was just mapped for the
     // heap alone and is never used for anything else.
     unsafe { h.heap.init(HEAP_BASE as *mut u8, INITIAL_SIZE as usize) };
@@ -77,6 +85,11 @@ unsafe impl GlobalAlloc for LockedHeap {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` came from `alloc` with this layout (GlobalAlloc contract).
-        unsafe { self.0.lock_irqsave().heap.deallocate(NonNull::new_unchecked(ptr), layout) }
+        unsafe {
+            self.0
+                .lock_irqsave()
+                .heap
+                .deallocate(NonNull::new_unchecked(ptr), layout)
+        }
     }
 }

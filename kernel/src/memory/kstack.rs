@@ -24,7 +24,11 @@ struct Slots {
     retired: Vec<u64>,
 }
 
-static SLOTS: SpinLock<Slots> = SpinLock::new(Slots { next_new: 0, free: Vec::new(), retired: Vec::new() });
+static SLOTS: SpinLock<Slots> = SpinLock::new(Slots {
+    next_new: 0,
+    free: Vec::new(),
+    retired: Vec::new(),
+});
 
 pub struct KernelStack {
     slot: u64,
@@ -115,5 +119,7 @@ fn take_slot() -> u64 {
 
 /// Is `addr` inside some stack slot's guard page?
 pub fn is_guard_page(addr: u64) -> bool {
-    addr >= KSTACK_BASE && addr < KSTACK_BASE + MAX_SLOTS * SLOT_SIZE && (addr - KSTACK_BASE) % SLOT_SIZE < PAGE_SIZE
+    addr >= KSTACK_BASE
+        && addr < KSTACK_BASE + MAX_SLOTS * SLOT_SIZE
+        && (addr - KSTACK_BASE) % SLOT_SIZE < PAGE_SIZE
 }

@@ -28,5 +28,9 @@ pub fn phys_to_virt(pa: u64) -> *mut u8 {
 
 /// Physical address of a kernel-image symbol.
 pub fn kernel_symbol_phys(addr: u64) -> u64 {
-    if addr >= KERNEL_VIRT { addr - KERNEL_VIRT } else { addr }
+    if addr >= KERNEL_VIRT {
+        addr - KERNEL_VIRT
+    } else {
+        addr
+    }
 }

@@ -44,7 +44,10 @@ fn next_table(entry: &mut u64) -> u64 {
         let pa = frame::alloc_zeroed().expect("out of memory for kernel page tables");
         *entry = pa | PRESENT | WRITABLE;
     }
-    assert!(*entry & HUGE == 0, "kernel mapping collides with a huge page");
+    assert!(
+        *entry & HUGE == 0,
+        "kernel mapping collides with a huge page"
+    );
     *entry & ADDR_MASK
 }
 
@@ -78,7 +81,12 @@ pub fn init(kernel_end_phys: u64) {
     // The kernel image at -2 GiB (the low 1 MiB too: it holds the boot code).
     let mut pa = 0;
     while pa < kernel_end_phys.next_multiple_of(TWO_MIB) {
-        map_2m(pml4, KERNEL_VIRT + pa, pa, PRESENT | WRITABLE | HUGE | GLOBAL);
+        map_2m(
+            pml4,
+            KERNEL_VIRT + pa,
+            pa,
+            PRESENT | WRITABLE | HUGE | GLOBAL,
+        );
         pa += TWO_MIB;
     }
 

@@ -5,14 +5,37 @@
 //! neighbours. `lock_irqsave` also disables interrupts on this CPU while the
 //! lock is held, which any lock also taken by an interrupt handler needs (or
 //! the handler could spin forever on a lock its own CPU holds).
+//!
+//! Under a hypervisor a fair lock is a trap: the vCPU whose turn is next may
+//! be descheduled by the host, and every other waiter then spins until the
+//! host runs it again (QEMU with 8 vCPUs on 2 host cores turns microseconds
+//! into minutes). Linux answers this with `virt_spin_lock()`: without
+//! paravirtual spinlocks it falls back to a test-and-set lock, which any
+//! running vCPU can take. We do the same, chosen once at boot from the CPUID
+//! "hypervisor present" bit (`init_mode`), before any lock is taken.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::arch::cpu;
 
+/// True: test-and-set (under a hypervisor). False: ticket lock.
+static VIRT_MODE: AtomicBool = AtomicBool::new(false);
+
+/// Choose the lock algorithm; call once, first thing at boot.
+pub fn init_mode() {
+    let hypervisor = cpu::cpuid(1, 0).ecx & (1 << 31) != 0;
+    VIRT_MODE.store(hypervisor, Ordering::Relaxed);
+}
+
+pub fn virt_mode() -> bool {
+    VIRT_MODE.load(Ordering::Relaxed)
+}
+
 pub struct SpinLock<T: ?Sized> {
+    /// Test-and-set mode: the lock word.
+    locked: AtomicBool,
     next_ticket: AtomicU32,
     now_serving: AtomicU32,
     data: UnsafeCell<T>,
@@ -30,12 +53,28 @@ pub struct SpinLockGuard<'a, T: ?Sized> {
 
 impl<T> SpinLock<T> {
     pub const fn new(data: T) -> Self {
-        SpinLock { next_ticket: AtomicU32::new(0), now_serving: AtomicU32::new(0), data: UnsafeCell::new(data) }
+        SpinLock {
+            locked: AtomicBool::new(false),
+            next_ticket: AtomicU32::new(0),
+            now_serving: AtomicU32::new(0),
+            data: UnsafeCell::new(data),
+        }
     }
 }
 
 impl<T: ?Sized> SpinLock<T> {
     fn acquire(&self) {
+        if virt_mode() {
+            // Test-and-test-and-set: spin on a plain load (the cache line
+            // stays shared) and try the swap only when it looks free.
+            // Acquire pairs with the Release store in `release`.
+            while self.locked.swap(true, Ordering::Acquire) {
+                while self.locked.load(Ordering::Relaxed) {
+                    cpu::pause();
+                }
+            }
+            return;
+        }
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         // Acquire pairs with the Release in `release`: the previous holder's
         // writes to `data` are visible once we see our ticket served.
@@ -45,6 +84,10 @@ impl<T: ?Sized> SpinLock<T> {
     }
 
     fn release(&self) {
+        if virt_mode() {
+            self.locked.store(false, Ordering::Release);
+            return;
+        }
         // Only the holder writes `now_serving`, so load + store is enough.
         let next = self.now_serving.load(Ordering::Relaxed).wrapping_add(1);
         self.now_serving.store(next, Ordering::Release);
@@ -52,17 +95,26 @@ impl<T: ?Sized> SpinLock<T> {
 
     pub fn lock(&self) -> SpinLockGuard<'_, T> {
         self.acquire();
-        SpinLockGuard { lock: self, irq_was_enabled: None }
+        SpinLockGuard {
+            lock: self,
+            irq_was_enabled: None,
+        }
     }
 
     /// Lock with interrupts disabled on this CPU until the guard drops.
     pub fn lock_irqsave(&self) -> SpinLockGuard<'_, T> {
         let was = cpu::irq_save();
         self.acquire();
-        SpinLockGuard { lock: self, irq_was_enabled: Some(was) }
+        SpinLockGuard {
+            lock: self,
+            irq_was_enabled: Some(was),
+        }
     }
 
     pub fn is_locked(&self) -> bool {
+        if virt_mode() {
+            return self.locked.load(Ordering::Relaxed);
+        }
         self.next_ticket.load(Ordering::Relaxed) != self.now_serving.load(Ordering::Relaxed)
     }
 }

@@ -9,31 +9,41 @@ use crate::memory::kstack::KernelStack;
 use crate::memory::{frame, heap, phys_to_virt};
 use crate::{kassert, kassert_eq, ktest};
 
-ktest!(fn frame_alloc_free_roundtrip() {
-    let before = frame::free_count();
-    // Take every free frame, chaining them through their first word (the
-    // heap may not grow while we hold them all, so no Vec).
-    let mut head = u64::MAX;
-    let mut taken = 0usize;
-    while let Some(pa) = frame::alloc() {
-        kassert!(pa % 4096 == 0, "unaligned frame {:#x}", pa);
-        // SAFETY: the frame is ours; its first word links our list.
-        unsafe { *(phys_to_virt(pa) as *mut u64) = head };
-        head = pa;
-        taken += 1;
+ktest!(
+    fn frame_alloc_free_roundtrip() {
+        let before = frame::free_count();
+        // Take every free frame, chaining them through their first word (the
+        // heap may not grow while we hold them all, so no Vec).
+        let mut head = u64::MAX;
+        let mut taken = 0usize;
+        while let Some(pa) = frame::alloc() {
+            kassert!(pa % 4096 == 0, "unaligned frame {:#x}", pa);
+            // SAFETY: the frame is ours; its first word links our list.
+            unsafe { *(phys_to_virt(pa) as *mut u64) = head };
+            head = pa;
+            taken += 1;
+        }
+        let empty = frame::free_count();
+        while head != u64::MAX {
+            // SAFETY: written above.
+            let next = unsafe { *(phys_to_virt(head) as *const u64) };
+            frame::free(head);
+            head = next;
+        }
+        kassert_eq!(empty, 0, "allocator says frames remain after alloc failed");
+        kassert_eq!(
+            taken,
+            before,
+            "frames handed out vs frames the allocator said were free"
+        );
+        kassert_eq!(
+            frame::free_count(),
+            before,
+            "free count after freeing everything"
+        );
+        Ok(())
     }
-    let empty = frame::free_count();
-    while head != u64::MAX {
-        // SAFETY: written above.
-        let next = unsafe { *(phys_to_virt(head) as *const u64) };
-        frame::free(head);
-        head = next;
-    }
-    kassert_eq!(empty, 0, "allocator says frames remain after alloc failed");
-    kassert_eq!(taken, before, "frames handed out vs frames the allocator said were free");
-    kassert_eq!(frame::free_count(), before, "free count after freeing everything");
-    Ok(())
-});
+);
 
 ktest!(all_cpus fn heap_alloc_stress_all_cpus(cpu) {
     // Many sizes, contents checked, from every CPU at once.
@@ -55,28 +65,47 @@ ktest!(all_cpus fn heap_alloc_stress_all_cpus(cpu) {
     Ok(())
 });
 
-ktest!(fn heap_returns_to_baseline() {
-    let before = heap::used();
-    {
-        let v: Vec<Vec<u64>> = (0..200).map(|i| alloc::vec![i; 100]).collect();
-        kassert_eq!(v[199][99], 199);
+ktest!(
+    fn heap_returns_to_baseline() {
+        let before = heap::used();
+        {
+            let v: Vec<Vec<u64>> = (0..200).map(|i| alloc::vec![i; 100]).collect();
+            kassert_eq!(v[199][99], 199);
+        }
+        kassert_eq!(
+            heap::used(),
+            before,
+            "heap bytes in use after freeing everything"
+        );
+        Ok(())
     }
-    kassert_eq!(heap::used(), before, "heap bytes in use after freeing everything");
-    Ok(())
-});
+);
 
-ktest!(fn page_fault_reports_cr2() {
-    let stack = KernelStack::with_size(4096).ok_or("no memory")?;
-    let mapped = stack.top() - 8;
-    kassert!(probe_read_u64(mapped).is_some(), "a mapped stack word faulted");
-    // The guard page is unmapped: the read faults, the handler reports it and
-    // resumes at the exception-table fixup with CR2 recorded.
-    let target = stack.guard() + 0x123 * 8;
-    let r = probe_read_u64(target);
-    kassert!(r.is_none(), "read of an unmapped guard page returned {:?}", r);
-    kassert_eq!(percpu::this().last_fixup_cr2.load(Ordering::Relaxed), target, "CR2 recorded for the fault");
-    Ok(())
-});
+ktest!(
+    fn page_fault_reports_cr2() {
+        let stack = KernelStack::with_size(4096).ok_or("no memory")?;
+        let mapped = stack.top() - 8;
+        kassert!(
+            probe_read_u64(mapped).is_some(),
+            "a mapped stack word faulted"
+        );
+        // The guard page is unmapped: the read faults, the handler reports it and
+        // resumes at the exception-table fixup with CR2 recorded.
+        let target = stack.guard() + 0x123 * 8;
+        let r = probe_read_u64(target);
+        kassert!(
+            r.is_none(),
+            "read of an unmapped guard page returned {:?}",
+            r
+        );
+        kassert_eq!(
+            percpu::this().last_fixup_cr2.load(Ordering::Relaxed),
+            target,
+            "CR2 recorded for the fault"
+        );
+        Ok(())
+    }
+);
 
 extern "C" fn recurse_forever(depth: u64) {
     let frame = [depth; 64];
@@ -87,15 +116,26 @@ extern "C" fn recurse_forever(depth: u64) {
     core::hint::black_box(&frame);
 }
 
-ktest!(fn stack_guard_page_catches_overflow() {
-    let stack = KernelStack::with_size(16 << 10).ok_or("no memory")?;
-    percpu::this().last_fixup_cr2.store(0, Ordering::Relaxed);
-    // SAFETY: `stack` is a fresh kernel stack; the callee never returns
-    // normally, and the double-fault handler unwinds to our recovery point.
-    let overflowed = unsafe { trap::call_on_stack_recoverable(stack.top(), recurse_forever, 0) };
-    kassert_eq!(overflowed, 1, "deep recursion on a 16 KiB stack did not overflow");
-    let cr2 = percpu::this().last_fixup_cr2.load(Ordering::Relaxed);
-    kassert!(cr2 >= stack.guard() && cr2 < stack.guard() + 4096,
-        "fault at {:#x}, guard page is {:#x}", cr2, stack.guard());
-    Ok(())
-});
+ktest!(
+    fn stack_guard_page_catches_overflow() {
+        let stack = KernelStack::with_size(16 << 10).ok_or("no memory")?;
+        percpu::this().last_fixup_cr2.store(0, Ordering::Relaxed);
+        // SAFETY: `stack` is a fresh kernel stack; the callee never returns
+        // normally, and the double-fault handler unwinds to our recovery point.
+        let overflowed =
+            unsafe { trap::call_on_stack_recoverable(stack.top(), recurse_forever, 0) };
+        kassert_eq!(
+            overflowed,
+            1,
+            "deep recursion on a 16 KiB stack did not overflow"
+        );
+        let cr2 = percpu::this().last_fixup_cr2.load(Ordering::Relaxed);
+        kassert!(
+            cr2 >= stack.guard() && cr2 < stack.guard() + 4096,
+            "fault at {:#x}, guard page is {:#x}",
+            cr2,
+            stack.guard()
+        );
+        Ok(())
+    }
+);
