@@ -158,7 +158,7 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
                 .sums()
                 .partition_point(|s| s.end <= e.start)
                 .min(n.len() - 1);
-            let made = match self.insert_in(slots[i].child, e) {
+            match self.insert_in(slots[i].child, e) {
                 // The child split and its left neighbour has room: rather than
                 // add a child here, pool the three and refill the neighbour.
                 // Inserting in address order would otherwise leave every node
@@ -168,12 +168,8 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
                     let left = slots[i - 1].child;
                     let pooled = self.rebuild(&[left, a, b], true);
                     self.put(&mut slots, i - 1..i + 1, pooled);
-                    None
                 }
-                made => Some(made),
-            };
-            if let Some(made) = made {
-                self.put(&mut slots, i..i + 1, made);
+                made => self.put(&mut slots, i..i + 1, made),
             }
             self.build(&slots, Node::branch, false)
         };
