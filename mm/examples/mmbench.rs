@@ -31,7 +31,9 @@ fn ns_per_op(iters: u64, mut f: impl FnMut(u64)) -> f64 {
 
 /// An address space with `n` one-page VMAs, each followed by a one-page hole
 /// (so they cannot be merged), and a baseline `RwLock<BTreeMap>` of the same.
-fn populated(n: u64) -> (MmRef<Host>, RwLock<std::collections::BTreeMap<u64, (u64, u32)>>) {
+type Baseline = RwLock<std::collections::BTreeMap<u64, (u64, u32)>>;
+
+fn populated(n: u64) -> (MmRef<Host>, Baseline) {
     let mm = Mm::new(Arc::new(VmaCache::new())).unwrap();
     let mut map = std::collections::BTreeMap::new();
     for i in 0..n {
@@ -43,7 +45,10 @@ fn populated(n: u64) -> (MmRef<Host>, RwLock<std::collections::BTreeMap<u64, (u6
 }
 
 fn main() {
-    println!("{:<44} {:>12} {:>12}", "operation", "mm (ns/op)", "rwlock (ns/op)");
+    println!(
+        "{:<44} {:>12} {:>12}",
+        "operation", "mm (ns/op)", "rwlock (ns/op)"
+    );
 
     // Uncontended read lock + unlock of one VMA vs a std RwLock read.
     let (mm, base) = populated(1);
@@ -57,7 +62,10 @@ fn main() {
         vma_refcount_put(black_box(vma));
     });
     let theirs = ns_per_op(5_000_000, |_| drop(black_box(base.read().unwrap())));
-    println!("{:<44} {:>12.1} {:>12.1}", "vma read lock+unlock (uncontended)", ours, theirs);
+    println!(
+        "{:<44} {:>12.1} {:>12.1}",
+        "vma read lock+unlock (uncontended)", ours, theirs
+    );
 
     // lock_vma_under_rcu on trees of 10, 1,000 and 100,000 VMAs vs an
     // RwLock<BTreeMap> lookup of the same addresses.
@@ -80,7 +88,12 @@ fn main() {
             let m = base.read().unwrap();
             black_box(m.range(..=a).next_back());
         });
-        println!("{:<44} {:>12.1} {:>12.1}", format!("lock_vma_under_rcu, {n} VMAs"), ours, theirs);
+        println!(
+            "{:<44} {:>12.1} {:>12.1}",
+            format!("lock_vma_under_rcu, {n} VMAs"),
+            ours,
+            theirs
+        );
     }
 
     // map + unmap of one page among 1,000 VMAs vs insert+remove in the
@@ -95,7 +108,10 @@ fn main() {
         base.write().unwrap().insert(hole, (hole + P, 3));
         base.write().unwrap().remove(&hole);
     });
-    println!("{:<44} {:>12.1} {:>12.1}", "map+unmap one page, 1,000 VMAs", ours, theirs);
+    println!(
+        "{:<44} {:>12.1} {:>12.1}",
+        "map+unmap one page, 1,000 VMAs", ours, theirs
+    );
     drop(mm);
     Host::rcu_barrier();
 }

@@ -161,18 +161,18 @@ pub fn handle_fault_mmap_locked<P: Platform>(
 pub fn handle_user_fault<P: Platform>(mm: &Mm<P>, addr: u64, access: Access) -> FaultOutcome {
     let cpu = P::cpu_id();
     mm.note_cpu(cpu);
-    if mm.per_vma_lock() {
-        if let Some(vma) = lock_vma_under_rcu(mm, addr) {
-            match handle_fault(mm, &vma, addr, access, Held::VmaLock) {
-                FaultOutcome::Retry => {
-                    drop(vma);
-                    mm.counters.count(cpu, Event::Retry);
-                }
-                outcome => {
-                    drop(vma);
-                    mm.counters.count(cpu, Event::Success);
-                    return outcome;
-                }
+    if mm.per_vma_lock()
+        && let Some(vma) = lock_vma_under_rcu(mm, addr)
+    {
+        match handle_fault(mm, &vma, addr, access, Held::VmaLock) {
+            FaultOutcome::Retry => {
+                drop(vma);
+                mm.counters.count(cpu, Event::Retry);
+            }
+            outcome => {
+                drop(vma);
+                mm.counters.count(cpu, Event::Success);
+                return outcome;
             }
         }
     }

@@ -128,7 +128,9 @@ unsafe impl<P: Platform> Sync for Mm<P> {}
 unsafe impl<P: Platform> Send for Mm<P> {}
 
 impl<P: Platform> Mm<P> {
-    /// A new, empty address space whose VMAs come from `cache`.
+    /// A new, empty address space whose VMAs come from `cache`. Returns the
+    /// first user handle, not the `Mm` itself: the structure is shared.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(cache: Arc<VmaCache<P>>) -> Result<MmRef<P>, MmError> {
         Self::with_lock_seq(cache, 0)
     }
@@ -323,7 +325,7 @@ impl<P: Platform> Mm<P> {
                 "VMA ranges {r:?}"
             );
             assert!(
-                r.start % PAGE_SIZE == 0 && r.end % PAGE_SIZE == 0,
+                r.start.is_multiple_of(PAGE_SIZE) && r.end.is_multiple_of(PAGE_SIZE),
                 "unaligned VMA {r:?}"
             );
             assert_eq!(vma.range(), *r, "tree key and VMA range differ");
@@ -362,7 +364,7 @@ impl<P: Platform> Mm<P> {
         if len == 0 {
             return Err(MmError::ZeroLength);
         }
-        if len % PAGE_SIZE != 0 {
+        if !len.is_multiple_of(PAGE_SIZE) {
             return Err(MmError::Unaligned);
         }
         if let MapAt::Fixed(addr) = at {
@@ -608,7 +610,7 @@ pub fn check_range(addr: u64, len: u64) -> Result<(), MmError> {
     if len == 0 {
         return Err(MmError::ZeroLength);
     }
-    if addr % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
         return Err(MmError::Unaligned);
     }
     let end = addr.checked_add(len).ok_or(MmError::Overflow)?;

@@ -31,7 +31,7 @@ impl MmLockSeq {
     /// A count starting at `seq` (must be even: unlocked). Tests use it to
     /// reach the wrap quickly.
     pub fn starting_at(seq: u32) -> Self {
-        assert!(seq % 2 == 0, "an unlocked mm_lock_seq is even");
+        assert!(seq.is_multiple_of(2), "an unlocked mm_lock_seq is even");
         MmLockSeq {
             seq: AtomicU32::new(seq),
         }
@@ -40,7 +40,10 @@ impl MmLockSeq {
     /// Called by `mmap_write_lock` after the `mmap_lock` is held.
     pub fn write_begin(&self) {
         let old = self.seq.load(Ordering::Relaxed);
-        crate::protocol_assert!(old % 2 == 0, "mm_lock_seq already odd: nested write lock");
+        crate::protocol_assert!(
+            old.is_multiple_of(2),
+            "mm_lock_seq already odd: nested write lock"
+        );
         // Relaxed: the odd value reaches readers through the Release with
         // which `vma_start_write` drops LOCK_OFFSET (readers increment the
         // VMA's refcnt with Acquire), or through the `mmap_lock` itself.
@@ -50,7 +53,10 @@ impl MmLockSeq {
     /// Called by `mmap_write_unlock` before the `mmap_lock` is released.
     pub fn write_end(&self) {
         let old = self.seq.load(Ordering::Relaxed);
-        crate::protocol_assert!(old % 2 == 1, "mm_lock_seq even: unlock without lock");
+        crate::protocol_assert!(
+            !old.is_multiple_of(2),
+            "mm_lock_seq even: unlock without lock"
+        );
         // Release pairs with the Acquire load in `vma_start_read` (step 5): a
         // reader that sees the new value also sees every change made to the
         // VMAs under this write lock.
@@ -69,7 +75,7 @@ impl MmLockSeq {
 
     /// Whether a write lock is held (odd). Only meaningful to the holder.
     pub fn is_write_locked(&self) -> bool {
-        self.read_relaxed() % 2 == 1
+        !self.read_relaxed().is_multiple_of(2)
     }
 }
 

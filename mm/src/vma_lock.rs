@@ -57,11 +57,12 @@ pub fn vma_start_read<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) -> Result<(), ReadL
     // first and undid it on failure; both are balanced on this path.)
     #[cfg(feature = "seed-v6-ordering")]
     annotate(vma, LockOp::AcquireRead);
-    if let Err(e) = inc_not_zero_limited(&vma.refcnt) {
-        #[cfg(feature = "seed-v6-ordering")]
+    let taken = inc_not_zero_limited(&vma.refcnt);
+    #[cfg(feature = "seed-v6-ordering")]
+    if taken.is_err() {
         annotate(vma, LockOp::Release);
-        return Err(e);
     }
+    taken?;
     #[cfg(not(feature = "seed-v6-ordering"))]
     annotate(vma, LockOp::AcquireRead);
 

@@ -126,17 +126,19 @@ impl Model {
         self.remove(a, b);
         self.resident.extend(keep);
         let (mut s, mut e) = (a, b);
-        if let Some((ls, le, lp)) = a.checked_sub(1).and_then(|x| self.find(x)) {
-            if le == a && lp == prot {
-                self.vmas.remove(&ls);
-                s = ls;
-            }
+        if let Some((ls, le, lp)) = a.checked_sub(1).and_then(|x| self.find(x))
+            && le == a
+            && lp == prot
+        {
+            self.vmas.remove(&ls);
+            s = ls;
         }
-        if let Some((rs, re, rp)) = self.find(b) {
-            if rs == b && rp == prot {
-                self.vmas.remove(&rs);
-                e = re;
-            }
+        if let Some((rs, re, rp)) = self.find(b)
+            && rs == b
+            && rp == prot
+        {
+            self.vmas.remove(&rs);
+            e = re;
         }
         self.vmas.insert(s, (e, prot));
         Ok(())
