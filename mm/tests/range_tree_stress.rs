@@ -245,7 +245,7 @@ fn writer<R: Rcu, const B: usize>(
                 }
             }
         }
-        if op.is_multiple_of(64) {
+        if op.is_multiple_of(256) {
             reclaim();
         }
     }
@@ -312,9 +312,9 @@ fn stress<R: Rcu, const B: usize>(ops: usize, reclaim: fn()) {
 /// Readers against a writer with grace periods that never end during the run.
 #[test]
 fn stress_with_endless_grace_periods() {
-    stress::<LazyRcu, 4>(20_000, || {});
+    stress::<LazyRcu, 4>(50_000, || {});
     range_tree_support::drain();
-    stress::<LazyRcu, 16>(20_000, || {});
+    stress::<LazyRcu, 16>(50_000, || {});
     range_tree_support::drain();
 }
 
@@ -322,8 +322,8 @@ fn stress_with_endless_grace_periods() {
 /// after real grace periods, while the readers keep going.
 #[test]
 fn stress_with_real_grace_periods() {
-    stress::<EpochRcu, 4>(40_000, epoch_reclaim);
+    stress::<EpochRcu, 4>(30_000, epoch_reclaim);
     epoch_reclaim();
-    stress::<EpochRcu, 16>(40_000, epoch_reclaim);
+    stress::<EpochRcu, 16>(30_000, epoch_reclaim);
     epoch_reclaim();
 }

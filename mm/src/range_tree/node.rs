@@ -141,6 +141,13 @@ impl<V: Copy, const B: usize> Node<V, B> {
     }
 
     pub fn len(&self) -> usize {
+        // A poisoned count (0x6b) is more than any fan-out up to 107: a node
+        // freed under a reader's feet is caught here too, before the count
+        // sends it past the end of the node.
+        debug_assert!(
+            self.len as usize <= B,
+            "range tree: a reader reached a freed node"
+        );
         self.len as usize
     }
 
