@@ -101,6 +101,7 @@ impl<V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Drop for RangeTree
     /// the tree; nodes already retired are owned by their `call_rcu`
     /// callbacks, not by the tree.
     fn drop(&mut self) {
+        // Relaxed: `&mut self` already orders us after every writer.
         let root = self.root.load(Ordering::Relaxed);
         if !root.is_null() {
             // SAFETY: exclusive access (see above); the published tree owns
