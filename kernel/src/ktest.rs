@@ -142,7 +142,7 @@ fn run_one(test: &KTest) -> TestResult {
         Kind::OneCpu(f) => f(),
         Kind::AllCpus(f) => {
             let errors: SpinLock<Vec<String>> = SpinLock::new(Vec::new());
-            smp::run_on_cpus(smp::online_mask(), &|cpu| {
+            crate::sched::run_on_cpus(smp::online_mask(), &|cpu| {
                 if let Err(e) = f(cpu) {
                     errors.lock_irqsave().push(alloc::format!("cpu{cpu}: {e}"));
                 }

@@ -17,7 +17,10 @@ mod extable;
 mod ktest;
 mod memory;
 mod panic;
+mod lockdep;
 mod qemu;
+mod rcu;
+mod sched;
 mod sync;
 mod tests;
 mod time;
@@ -54,6 +57,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     time::calibrate();
     apic::calibrate_timer();
     apic::start_timer();
+    sched::init_boot_cpu();
     percpu::this()
         .online
         .store(true, core::sync::atomic::Ordering::Release);

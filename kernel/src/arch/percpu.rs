@@ -7,7 +7,7 @@
 //! are `Cell`-like through `UnsafeCell` and documented as owner-only.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::gdt::Tss;
 
@@ -27,12 +27,12 @@ pub struct PerCpu {
     pub ticks: AtomicU64,
     /// CR2 of the last kernel fault fixed up through the exception table.
     pub last_fixup_cr2: AtomicU64,
-    /// Work handed to this CPU's idle loop (see `smp::run_on`).
-    pub work: AtomicPtr<super::smp::Work>,
     /// Cross-CPU function calls queued for this CPU (see `smp::call`).
     pub call_queue: super::smp::CallQueue,
     /// Interrupt nesting depth (owner only).
     pub irq_depth: AtomicUsize,
+    /// Preemption-disable nesting (owner only; see `sched::preempt`).
+    pub preempt_count: AtomicUsize,
     /// Owner-only: this CPU's TSS and GDT (the TSS descriptor is per CPU).
     pub tss: UnsafeCell<Tss>,
     pub gdt: UnsafeCell<[u64; 7]>,
@@ -52,9 +52,9 @@ impl PerCpu {
             online: AtomicBool::new(false),
             ticks: AtomicU64::new(0),
             last_fixup_cr2: AtomicU64::new(0),
-            work: AtomicPtr::new(core::ptr::null_mut()),
             call_queue: super::smp::CallQueue::new(),
             irq_depth: AtomicUsize::new(0),
+            preempt_count: AtomicUsize::new(0),
             tss: UnsafeCell::new(Tss::new()),
             gdt: UnsafeCell::new([0; 7]),
         }

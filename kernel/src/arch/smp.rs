@@ -8,14 +8,12 @@
 //!   caller waits for its request before it can post another. While waiting,
 //!   the caller answers requests posted to itself, so two CPUs calling each
 //!   other at once (even with interrupts off) cannot deadlock.
-//! - `run_on_cpus` hands a function to other CPUs' idle loops, where it runs
-//!   with interrupts on (the in-kernel test runner uses it until there are
-//!   kernel tasks to pin).
+//! (To run code in task context on chosen CPUs, see `sched::run_on_cpus`.)
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use super::percpu::{self, MAX_CPUS};
-use super::trap::{VECTOR_CALL_FUNCTION, VECTOR_WAKEUP};
+use super::trap::VECTOR_CALL_FUNCTION;
 use super::{apic, cpu, gdt, trap};
 use crate::memory::{kstack::KernelStack, paging, phys_to_virt};
 
@@ -61,6 +59,8 @@ pub fn handle_call_ipi() {
 /// runs it directly if it is in the set. Must not be called from an
 /// interrupt handler.
 pub fn call_on_cpus(cpus: u64, func: &(dyn Fn() + Sync)) {
+    // Stay on this CPU: our request slot on each target is indexed by it.
+    let _no_preempt = crate::sched::preempt::guard();
     let me = percpu::cpu_id();
     let targets = cpus & !(1 << me);
     let req = CallRequest {
@@ -95,67 +95,6 @@ pub fn call_on_all_cpus(func: &(dyn Fn() + Sync)) {
     call_on_cpus(online_mask() | (1 << percpu::cpu_id()), func);
 }
 
-/// Work for another CPU's idle loop.
-pub struct Work {
-    func: *const (dyn Fn() + Sync),
-    done: AtomicBool,
-}
-
-/// Run `func(cpu)` on each CPU in `cpus` with interrupts enabled (the boot
-/// CPU's part runs here) and wait for all.
-pub fn run_on_cpus(cpus: u64, func: &(dyn Fn(usize) + Sync)) {
-    let me = percpu::cpu_id();
-    let mut works: [Option<Work>; MAX_CPUS] = [const { None }; MAX_CPUS];
-    // One closure per CPU binding its number; they live on this stack frame
-    // until every CPU reports done.
-    let per_cpu: [_; MAX_CPUS] = core::array::from_fn(|c| move || func(c));
-    for c in (0..MAX_CPUS).filter(|&c| c != me && cpus & (1 << c) != 0) {
-        let f: *const (dyn Fn() + Sync + '_) = &per_cpu[c];
-        // SAFETY: only the lifetime is erased; we wait for `done` below, so
-        // the target never calls `f` after `per_cpu` goes out of scope.
-        let f: *const (dyn Fn() + Sync + 'static) = unsafe { core::mem::transmute(f) };
-        works[c] = Some(Work {
-            func: f,
-            done: AtomicBool::new(false),
-        });
-        let w = works[c].as_ref().unwrap() as *const Work as *mut Work;
-        let target = percpu::get(c);
-        // Release pairs with the Acquire swap in `idle_loop`.
-        target.work.store(w, Ordering::Release);
-        apic::send_ipi(target.apic_id.load(Ordering::Relaxed), VECTOR_WAKEUP);
-    }
-    if cpus & (1 << me) != 0 {
-        func(me);
-    }
-    for w in works.iter().flatten() {
-        while !w.done.load(Ordering::Acquire) {
-            handle_call_ipi();
-            cpu::pause();
-        }
-    }
-}
-
-/// What an AP does once it is up: wait for work, halt in between.
-fn idle_loop() -> ! {
-    let pc = percpu::this();
-    loop {
-        cpu::disable_interrupts();
-        let w = pc.work.swap(core::ptr::null_mut(), Ordering::Acquire);
-        if w.is_null() {
-            // Interrupts come back on only as the CPU halts: a wakeup IPI sent
-            // after our check cannot be lost.
-            cpu::enable_interrupts_and_halt();
-            continue;
-        }
-        cpu::enable_interrupts();
-        // SAFETY: `run_on_cpus` keeps the work and its closure alive until
-        // we set `done`, after the last use.
-        let work = unsafe { &*w };
-        unsafe { (*work.func)() };
-        work.done.store(true, Ordering::Release);
-    }
-}
-
 /// Per-CPU setup shared by the boot CPU and the APs.
 pub fn init_this_cpu(cpu: usize) {
     percpu::install(cpu);
@@ -174,9 +113,9 @@ pub fn init_this_cpu(cpu: usize) {
 extern "C" fn ap_entry(cpu: u64) -> ! {
     init_this_cpu(cpu as usize);
     apic::start_timer();
-    percpu::this().online.store(true, Ordering::Release);
     crate::debug!("online (APIC ID {})", apic::id());
-    idle_loop()
+    percpu::this().online.store(true, Ordering::Release);
+    crate::sched::init_ap_and_idle()
 }
 
 /// Start every AP listed in the MADT; returns how many came up.

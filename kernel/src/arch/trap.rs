@@ -227,6 +227,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         VECTOR_TIMER => {
             pc.ticks.fetch_add(1, Ordering::Relaxed);
             apic::eoi();
+            crate::rcu::note_tick(frame.from_user());
+            crate::sched::tick();
         }
         VECTOR_CALL_FUNCTION => {
             apic::eoi();
@@ -239,7 +241,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             apic::eoi();
         }
     }
-    pc.irq_depth.fetch_sub(1, Ordering::Relaxed);
+    // Leaving the outermost interrupt: the place to preempt the interrupted
+    // task if the tick (or a wakeup) asked for it.
+    if pc.irq_depth.fetch_sub(1, Ordering::Relaxed) == 1 && frame.vector >= 32 {
+        crate::sched::preempt_on_irq_exit();
+    }
 }
 
 fn page_fault(frame: &mut TrapFrame) {

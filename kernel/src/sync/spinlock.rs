@@ -18,7 +18,11 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use core::panic::Location;
+
 use crate::arch::cpu;
+use crate::lockdep;
+use crate::sched::preempt;
 
 /// True: test-and-set (under a hypervisor). False: ticket lock.
 static VIRT_MODE: AtomicBool = AtomicBool::new(false);
@@ -49,6 +53,7 @@ unsafe impl<T: ?Sized + Send> Send for SpinLock<T> {}
 pub struct SpinLockGuard<'a, T: ?Sized> {
     lock: &'a SpinLock<T>,
     irq_was_enabled: Option<bool>,
+    site: &'static Location<'static>,
 }
 
 impl<T> SpinLock<T> {
@@ -93,22 +98,30 @@ impl<T: ?Sized> SpinLock<T> {
         self.now_serving.store(next, Ordering::Release);
     }
 
+    fn addr(&self) -> usize {
+        self as *const Self as *const u8 as usize
+    }
+
+    /// Lock; preemption stays off on this CPU until the guard drops (a
+    /// holder switched out would leave every other locker spinning).
+    #[track_caller]
     pub fn lock(&self) -> SpinLockGuard<'_, T> {
+        preempt::disable();
         self.acquire();
-        SpinLockGuard {
-            lock: self,
-            irq_was_enabled: None,
-        }
+        let site = Location::caller();
+        lockdep::acquire(self.addr(), "spinlock", site, false);
+        SpinLockGuard { lock: self, irq_was_enabled: None, site }
     }
 
     /// Lock with interrupts disabled on this CPU until the guard drops.
+    #[track_caller]
     pub fn lock_irqsave(&self) -> SpinLockGuard<'_, T> {
         let was = cpu::irq_save();
+        preempt::disable();
         self.acquire();
-        SpinLockGuard {
-            lock: self,
-            irq_was_enabled: Some(was),
-        }
+        let site = Location::caller();
+        lockdep::acquire(self.addr(), "spinlock", site, false);
+        SpinLockGuard { lock: self, irq_was_enabled: Some(was), site }
     }
 
     pub fn is_locked(&self) -> bool {
@@ -136,9 +149,12 @@ impl<T: ?Sized> DerefMut for SpinLockGuard<'_, T> {
 
 impl<T: ?Sized> Drop for SpinLockGuard<'_, T> {
     fn drop(&mut self) {
+        lockdep::release(self.lock.addr(), self.site);
         self.lock.release();
         if let Some(was) = self.irq_was_enabled {
             cpu::irq_restore(was);
         }
+        // Last, so a switch that was held off happens with interrupts back on.
+        preempt::enable();
     }
 }

@@ -2,4 +2,6 @@
 mod boot;
 mod memory;
 mod selftest;
+mod locks;
+mod sched;
 mod smp;

@@ -13,7 +13,7 @@ ktest!(
         const ROUNDS: usize = 20;
         let counts: [[AtomicUsize; MAX_CPUS]; MAX_CPUS] =
             [const { [const { AtomicUsize::new(0) }; MAX_CPUS] }; MAX_CPUS];
-        smp::run_on_cpus(smp::online_mask(), &|caller| {
+        crate::sched::run_on_cpus(smp::online_mask(), &|caller| {
             for _ in 0..ROUNDS {
                 smp::call_on_all_cpus(&|| {
                     counts[caller][percpu::cpu_id()].fetch_add(1, Ordering::Relaxed);
@@ -64,10 +64,10 @@ ktest!(
 
 ktest!(
     fn cpus_online_run_work() {
-        // The idle-loop work path reaches every CPU exactly once per call.
+        // Pinned tasks reach every CPU exactly once per call.
         let hits = [const { AtomicUsize::new(0) }; MAX_CPUS];
         for _ in 0..10 {
-            smp::run_on_cpus(smp::online_mask(), &|cpu| {
+            crate::sched::run_on_cpus(smp::online_mask(), &|cpu| {
                 hits[cpu].fetch_add(1, Ordering::Relaxed);
             });
         }

@@ -1,0 +1,450 @@
+//! The scheduler: per-CPU run queues, preemption by the timer, pinning, and
+//! simple load balancing.
+//!
+//! Each CPU runs its `current` task; the others wait in its run queue (FIFO,
+//! round-robin: the timer preempts the current task every tick if another is
+//! waiting). A CPU with nothing to run steals an unpinned task from the
+//! busiest queue, and otherwise runs its idle task, which halts.
+//!
+//! Preemption is disabled while `preempt_count` (per CPU) is non-zero: every
+//! spinlock holder, every RCU reader. A timer tick that finds it non-zero
+//! only sets `need_resched`; the switch happens when the count drops to zero.
+//!
+//! Quiescent-state hooks: `rcu::note_context_switch` on every switch and
+//! `rcu::note_idle` in the idle loop (an idle CPU never holds up RCU).
+
+pub mod preempt;
+mod switch;
+pub mod task;
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+use crate::arch::percpu::{self, MAX_CPUS};
+use crate::arch::{apic, cpu, trap};
+use crate::memory::kstack::KernelStack;
+use crate::sync::SpinLock;
+pub use task::{State, Task};
+
+struct RunQueue {
+    queue: SpinLock<VecDeque<Arc<Task>>>,
+    /// The running task; the CPU holds one strong reference (`Arc::into_raw`).
+    current: AtomicPtr<Task>,
+    idle: AtomicPtr<Task>,
+    /// The task we just switched away from, for `finish_switch`.
+    prev: AtomicPtr<Task>,
+    need_resched: AtomicBool,
+    /// Tasks sleeping until a deadline, checked on each tick.
+    sleepers: SpinLock<Vec<Arc<Task>>>,
+    nr_switches: AtomicU64,
+}
+
+static RQ: [RunQueue; MAX_CPUS] = [const {
+    RunQueue {
+        queue: SpinLock::new(VecDeque::new()),
+        current: AtomicPtr::new(core::ptr::null_mut()),
+        idle: AtomicPtr::new(core::ptr::null_mut()),
+        prev: AtomicPtr::new(core::ptr::null_mut()),
+        need_resched: AtomicBool::new(false),
+        sleepers: SpinLock::new(Vec::new()),
+        nr_switches: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static STARTED: AtomicBool = AtomicBool::new(false);
+static NEXT_CPU: AtomicUsize = AtomicUsize::new(0);
+
+fn rq() -> &'static RunQueue {
+    &RQ[percpu::cpu_id()]
+}
+
+/// True once this CPU runs tasks (before that, sleeping is impossible).
+pub fn started() -> bool {
+    STARTED.load(Ordering::Acquire) && !rq().current.load(Ordering::Acquire).is_null()
+}
+
+/// The running task. Panics before the scheduler starts on this CPU.
+pub fn current() -> &'static Task {
+    let p = rq().current.load(Ordering::Acquire);
+    assert!(!p.is_null(), "no current task on cpu{}", percpu::cpu_id());
+    // SAFETY: the CPU holds a strong reference to its current task for as
+    // long as it is current, which outlives this borrow (we are that task).
+    unsafe { &*p }
+}
+
+pub fn try_current() -> Option<&'static Task> {
+    let p = rq().current.load(Ordering::Acquire);
+    // SAFETY: as in `current`.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+fn adopt_running_context(name: String) -> *mut Task {
+    let cpu = percpu::cpu_id();
+    let me = Arc::new(Task::new(NEXT_ID.fetch_add(1, Ordering::Relaxed), name, None, None));
+    me.set_state(State::Running);
+    me.on_cpu.store(true, Ordering::Relaxed);
+    me.cpu.store(cpu, Ordering::Relaxed);
+    me.affinity.store(cpu, Ordering::Relaxed);
+    Arc::into_raw(me) as *mut Task
+}
+
+/// The boot CPU: the boot flow becomes task "main"; the idle task gets its
+/// own stack.
+pub fn init_boot_cpu() {
+    let cpu = percpu::cpu_id();
+    RQ[cpu].current.store(adopt_running_context(String::from("main")), Ordering::Release);
+    let idle = new_task(alloc::format!("idle{cpu}"), Box::new(|| idle_loop()));
+    idle.set_state(State::Running); // the idle task is always "running": never queued
+    idle.affinity.store(cpu, Ordering::Relaxed);
+    idle.cpu.store(cpu, Ordering::Relaxed);
+    RQ[cpu].idle.store(Arc::into_raw(idle) as *mut Task, Ordering::Release);
+    STARTED.store(true, Ordering::Release);
+}
+
+/// An AP: its bring-up context becomes its idle task.
+pub fn init_ap_and_idle() -> ! {
+    let cpu = percpu::cpu_id();
+    let idle = adopt_running_context(alloc::format!("idle{cpu}"));
+    // SAFETY: `idle` came from Arc::into_raw; the second reference is the
+    // run queue's `idle` slot (never dropped), the first is `current`'s.
+    unsafe { Arc::increment_strong_count(idle) };
+    RQ[cpu].idle.store(idle, Ordering::Release);
+    RQ[cpu].current.store(idle, Ordering::Release);
+    idle_loop()
+}
+
+fn new_task(name: String, entry: Box<dyn FnOnce() + Send>) -> Arc<Task> {
+    let stack = KernelStack::new().expect("out of memory for a kernel stack");
+    let top = stack.top();
+    let t = Arc::new(Task::new(NEXT_ID.fetch_add(1, Ordering::Relaxed), name, Some(stack), Some(entry)));
+    // SAFETY: the task is new; nothing else can see its `rsp` yet.
+    unsafe { *t.rsp.get() = switch::initial_stack(top) };
+    t
+}
+
+/// Create a task running `f`, on `cpu` (pinned) or anywhere (None).
+pub fn spawn(name: &str, cpu: Option<usize>, f: impl FnOnce() + Send + 'static) -> Arc<Task> {
+    let t = new_task(String::from(name), Box::new(f));
+    let target = match cpu {
+        Some(c) => {
+            assert!(c < MAX_CPUS && percpu::get(c).online.load(Ordering::Acquire), "spawn on offline cpu{c}");
+            t.affinity.store(c, Ordering::Relaxed);
+            c
+        }
+        None => pick_cpu(),
+    };
+    enqueue(t.clone(), target);
+    t
+}
+
+/// Least-loaded online CPU, round-robin among equals.
+fn pick_cpu() -> usize {
+    let start = NEXT_CPU.fetch_add(1, Ordering::Relaxed);
+    let online: Vec<usize> = percpu::online_cpus().map(|c| c.cpu_id as usize).collect();
+    let n = online.len().max(1);
+    (0..n)
+        .map(|i| online[(start + i) % n])
+        .min_by_key(|&c| RQ[c].queue.lock_irqsave().len())
+        .unwrap_or(0)
+}
+
+fn enqueue(t: Arc<Task>, cpu: usize) {
+    t.cpu.store(cpu, Ordering::Relaxed);
+    RQ[cpu].queue.lock_irqsave().push_back(t);
+    if cpu != percpu::cpu_id() {
+        // Wake a halted CPU; a busy one picks the task up at its next tick.
+        apic::send_ipi(percpu::get(cpu).apic_id.load(Ordering::Relaxed), trap::VECTOR_WAKEUP);
+    } else {
+        RQ[cpu].need_resched.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Make a blocked task runnable. False if it was not blocked.
+pub fn wake(t: &Arc<Task>) -> bool {
+    if !t.transition(State::Blocked, State::Runnable) {
+        return false;
+    }
+    let cpu = t.pinned().unwrap_or_else(|| t.cpu.load(Ordering::Relaxed));
+    enqueue(t.clone(), cpu);
+    true
+}
+
+/// Undo `set_state(Blocked)` when the condition turned true before we slept.
+/// If a waker already made us runnable (and queued us), we must not simply
+/// run on: the queue entry would let another CPU pick us while we run. Going
+/// through `schedule()` consumes that entry.
+pub fn cancel_sleep(t: &Task) {
+    if !t.transition(State::Blocked, State::Running) {
+        schedule();
+    }
+}
+
+/// Give the CPU away. The current task must have set its state first:
+/// Running (stays runnable: a yield), Blocked (sleeps until woken) or Exited.
+pub fn schedule() {
+    let irq = cpu::irq_save();
+    let me = percpu::cpu_id();
+    let rq = &RQ[me];
+    rq.need_resched.store(false, Ordering::Relaxed);
+    // SAFETY: we are the current task; the CPU's reference keeps it alive.
+    let prev_ptr = rq.current.load(Ordering::Relaxed);
+    let prev = unsafe { &*prev_ptr };
+
+    let idle_ptr = rq.idle.load(Ordering::Relaxed);
+    let next: Arc<Task> = {
+        let mut q = rq.queue.lock();
+        if prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr) {
+            if q.is_empty() {
+                // Nobody else wants this CPU: keep running.
+                drop(q);
+                cpu::irq_restore(irq);
+                return;
+            }
+            prev.set_state(State::Runnable);
+            // SAFETY: `prev_ptr` came from Arc::into_raw; this adds the queue's
+            // own strong reference (the CPU keeps its one until finish_switch).
+            q.push_back(unsafe { clone_raw(prev_ptr) });
+        }
+        match q.pop_front() {
+            Some(t) => t,
+            None => {
+                drop(q);
+                match steal(me) {
+                    Some(t) => t,
+                    None if prev.state() == State::Running => {
+                        // Idle task with nothing to do.
+                        cpu::irq_restore(irq);
+                        return;
+                    }
+                    // SAFETY: the idle task is never freed; its pointer
+                    // came from Arc::into_raw in init_this_cpu.
+                    None => unsafe { clone_raw(idle_ptr) },
+                }
+            }
+        }
+    };
+    if core::ptr::eq(Arc::as_ptr(&next), prev_ptr) {
+        // Re-picked ourselves (we were queued and nothing else was).
+        prev.set_state(State::Running);
+        cpu::irq_restore(irq);
+        return;
+    }
+
+    // Wait until the CPU that last ran `next` has switched off its stack.
+    while next.on_cpu.load(Ordering::Acquire) {
+        cpu::pause();
+    }
+    next.on_cpu.store(true, Ordering::Relaxed);
+    if !core::ptr::eq(Arc::as_ptr(&next), idle_ptr) {
+        next.set_state(State::Running);
+    }
+    next.cpu.store(me, Ordering::Relaxed);
+    next.switches.fetch_add(1, Ordering::Relaxed);
+    next.ran_on.fetch_or(1 << me, Ordering::Relaxed);
+    rq.nr_switches.fetch_add(1, Ordering::Relaxed);
+    crate::rcu::note_context_switch();
+
+    let next_rsp = {
+        // SAFETY: on_cpu serializes access to `rsp` (we own `next` now).
+        unsafe { *next.rsp.get() }
+    };
+    rq.prev.store(prev_ptr, Ordering::Relaxed);
+    rq.current.store(Arc::into_raw(next) as *mut Task, Ordering::Release);
+    // SAFETY: prev's `rsp` is written only here, by the CPU running prev; the
+    // next stack was prepared by `initial_stack` or saved by this function.
+    unsafe { switch::switch_stacks(prev.rsp.get(), next_rsp) };
+    // Back in `prev`, possibly on another CPU, switched to by someone else.
+    finish_switch();
+    cpu::irq_restore(irq);
+}
+
+/// Runs on the new task right after a switch: release the previous task.
+fn finish_switch() {
+    let rq = rq();
+    let prev = rq.prev.swap(core::ptr::null_mut(), Ordering::Relaxed);
+    if prev.is_null() {
+        return;
+    }
+    // SAFETY: `prev` is the CPU's reference to the task it just left.
+    let prev = unsafe { Arc::from_raw(prev) };
+    // Release: every write of prev's context (its saved rsp, its stack) is
+    // visible to the CPU that next waits for on_cpu == false (Acquire).
+    prev.on_cpu.store(false, Ordering::Release);
+    // Dropping the CPU's reference may free an exited task's stack: we are
+    // no longer on it.
+    drop(prev);
+}
+
+/// # Safety
+/// `p` must come from `Arc::into_raw` and still be alive.
+unsafe fn clone_raw(p: *const Task) -> Arc<Task> {
+    // SAFETY: the caller's contract.
+    unsafe {
+        Arc::increment_strong_count(p);
+        Arc::from_raw(p)
+    }
+}
+
+/// Take an unpinned task from the busiest other queue.
+fn steal(me: usize) -> Option<Arc<Task>> {
+    let victim = percpu::online_cpus()
+        .map(|c| c.cpu_id as usize)
+        .filter(|&c| c != me)
+        .max_by_key(|&c| RQ[c].queue.lock().len())?;
+    let mut q = RQ[victim].queue.lock();
+    let i = q.iter().position(|t| t.pinned().is_none())?;
+    q.remove(i)
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn task_first_run() -> ! {
+    finish_switch();
+    cpu::enable_interrupts();
+    let t = current();
+    // SAFETY: `entry` is taken once, here, by the task itself.
+    let entry = unsafe { (*t.entry.get()).take() }.expect("task started twice");
+    entry();
+    exit(0)
+}
+
+/// End the current task.
+pub fn exit(code: i64) -> ! {
+    let t = current();
+    crate::lockdep::check_task_exit(t);
+    t.exit_code.store(code, Ordering::Relaxed);
+    cpu::disable_interrupts();
+    t.set_state(State::Exited);
+    t.exited.wake_all();
+    schedule();
+    unreachable!("an exited task was scheduled again");
+}
+
+/// Wait for a task to exit; returns its exit code.
+pub fn join(t: &Arc<Task>) -> i64 {
+    t.exited.wait_until(|| t.state() == State::Exited);
+    t.exit_code.load(Ordering::Relaxed)
+}
+
+pub fn yield_now() {
+    schedule();
+}
+
+/// Sleep for at least `ns` nanoseconds.
+#[track_caller]
+pub fn sleep_ns(ns: u64) {
+    crate::lockdep::might_sleep();
+    let t = current();
+    let deadline = crate::time::uptime_ns() + ns;
+    t.wake_at.store(deadline, Ordering::Relaxed);
+    while crate::time::uptime_ns() < deadline {
+        let cpu = percpu::cpu_id();
+        let irq = cpu::irq_save();
+        t.set_state(State::Blocked);
+        RQ[cpu].sleepers.lock().push(clone_current());
+        cpu::irq_restore(irq);
+        schedule();
+    }
+}
+
+/// A strong reference to the current task.
+pub fn clone_current() -> Arc<Task> {
+    let p = rq().current.load(Ordering::Acquire);
+    assert!(!p.is_null(), "no current task on cpu{}", percpu::cpu_id());
+    // SAFETY: `current` came from Arc::into_raw and is alive while current.
+    unsafe { clone_raw(p) }
+}
+
+/// Timer tick (interrupt context): wake sleepers, ask for a switch if others wait.
+pub fn tick() {
+    let rq = rq();
+    if !STARTED.load(Ordering::Acquire) {
+        return;
+    }
+    {
+        let now = crate::time::uptime_ns();
+        let mut s = rq.sleepers.lock();
+        let mut i = 0;
+        while i < s.len() {
+            if s[i].wake_at.load(Ordering::Relaxed) <= now {
+                let t = s.swap_remove(i);
+                wake(&t);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    if !rq.queue.lock().is_empty() {
+        rq.need_resched.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Called at the end of an interrupt: switch if asked and allowed.
+pub fn preempt_on_irq_exit() {
+    let rq = rq();
+    if rq.need_resched.load(Ordering::Relaxed)
+        && preempt::count() == 0
+        && percpu::this().irq_depth.load(Ordering::Relaxed) == 0
+        && !rq.current.load(Ordering::Relaxed).is_null()
+    {
+        schedule();
+    }
+}
+
+/// Called when the preempt count drops to zero outside interrupts.
+pub fn preempt_point() {
+    let rq = rq();
+    if rq.need_resched.load(Ordering::Relaxed)
+        && cpu::interrupts_enabled()
+        && percpu::this().irq_depth.load(Ordering::Relaxed) == 0
+        && STARTED.load(Ordering::Acquire)
+        && !rq.current.load(Ordering::Relaxed).is_null()
+    {
+        schedule();
+    }
+}
+
+fn idle_loop() -> ! {
+    let rq = rq();
+    loop {
+        crate::rcu::note_idle();
+        cpu::disable_interrupts();
+        if rq.queue.lock().is_empty() && !any_stealable() {
+            // `sti; hlt`: a wakeup IPI after our check still ends the halt.
+            cpu::enable_interrupts_and_halt();
+        } else {
+            cpu::enable_interrupts();
+        }
+        schedule();
+    }
+}
+
+fn any_stealable() -> bool {
+    let me = percpu::cpu_id();
+    percpu::online_cpus()
+        .filter(|c| c.cpu_id as usize != me)
+        .any(|c| RQ[c.cpu_id as usize].queue.lock().iter().any(|t| t.pinned().is_none()))
+}
+
+/// Total context switches on a CPU (tests, benchmarks).
+pub fn nr_switches(cpu: usize) -> u64 {
+    RQ[cpu].nr_switches.load(Ordering::Relaxed)
+}
+
+/// Run `f(cpu)` on every CPU in `mask`, one pinned task each, and wait.
+pub fn run_on_cpus(mask: u64, f: &(dyn Fn(usize) + Sync)) {
+    // SAFETY: we join every task before returning, so `f` outlives them;
+    // only the lifetime is erased to satisfy `spawn`'s 'static bound.
+    let f: &'static (dyn Fn(usize) + Sync) = unsafe { core::mem::transmute(f) };
+    let tasks: Vec<_> = (0..MAX_CPUS)
+        .filter(|c| mask & (1 << c) != 0)
+        .map(|c| spawn("run_on_cpus", Some(c), move || f(c)))
+        .collect();
+    for t in &tasks {
+        join(t);
+    }
+}
