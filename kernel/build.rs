@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    build_user_programs(&root);
     let ld = root.join("boot/linker.ld");
     println!("cargo:rerun-if-changed={}", ld.display());
     println!("cargo:rustc-link-arg-bins=-T{}", ld.display());
@@ -27,4 +28,111 @@ fn main() {
     }
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("isr_stubs.S");
     std::fs::write(out, s).unwrap();
+}
+
+/// Builds the user programs (the separate cargo workspace `user/`, for its own
+/// target) and writes `$OUT_DIR/user_programs.rs`:
+/// `pub static PROGRAMS: &[(&str, &[u8])] = &[("hello", include_bytes!(..)), ..];`
+/// with one entry per `user/src/bin/NAME.rs` (or `NAME/main.rs`), sorted by name.
+fn build_user_programs(root: &std::path::Path) {
+    use std::process::Command;
+    let user = root.join("user");
+    for p in [
+        "user/src",
+        "user/rt",
+        "user/Cargo.toml",
+        "user/Cargo.lock",
+        "user/build.rs",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(p).display());
+    }
+    for p in ["user/x86_64-user.json", "user/link.ld", "abi"] {
+        println!("cargo:rerun-if-changed={}", root.join(p).display());
+    }
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let target_dir = out.join("user-target");
+
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&user).args([
+        "build",
+        "--release",
+        "--manifest-path",
+        "Cargo.toml",
+        "--target",
+        "x86_64-user.json",
+        "-Zjson-target-spec",
+        "-Zbuild-std=core,alloc,compiler_builtins",
+        "-Zbuild-std-features=compiler-builtins-mem",
+    ]);
+    cmd.arg("--target-dir").arg(&target_dir);
+    // The outer build's settings are for the kernel target: flags, target
+    // dir, wrappers (clippy-driver under `cargo kclippy`) and jobserver must
+    // not leak into the user build. CARGO_HOME and RUSTC (the same compiler)
+    // may stay.
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let leaks = (key.starts_with("CARGO_") && key != "CARGO_HOME")
+            || matches!(
+                key,
+                "RUSTFLAGS"
+                    | "RUSTDOCFLAGS"
+                    | "RUSTC_WRAPPER"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    | "MAKEFLAGS"
+                    | "MFLAGS"
+                    | "TARGET"
+                    | "HOST"
+                    | "OUT_DIR"
+                    | "PROFILE"
+                    | "OPT_LEVEL"
+                    | "DEBUG"
+                    | "NUM_JOBS"
+            );
+        if leaks {
+            cmd.env_remove(key);
+        }
+    }
+    // Cargo's progress goes to stderr, shown if the build fails; stdout is
+    // reserved for this script's `cargo:` lines.
+    cmd.stdout(std::io::stderr());
+    let status = cmd
+        .status()
+        .expect("cannot run cargo for the user programs");
+    assert!(
+        status.success(),
+        "building the user programs (user/) failed: {status}"
+    );
+
+    let mut names: Vec<String> = std::fs::read_dir(user.join("src/bin"))
+        .expect("user/src/bin")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let stem = path.file_stem()?.to_str()?.to_string();
+            let is_program =
+                path.extension().is_some_and(|x| x == "rs") || path.join("main.rs").is_file();
+            is_program.then_some(stem)
+        })
+        .collect();
+    names.sort();
+    let bin_dir = target_dir.join("x86_64-user/release");
+    let mut s = String::from(
+        "/// Every user program, built from user/src/bin, as (name, ELF image).\n\
+         pub static PROGRAMS: &[(&str, &[u8])] = &[\n",
+    );
+    for name in &names {
+        let elf = bin_dir.join(name);
+        assert!(
+            elf.is_file(),
+            "user program {name} was not built at {}",
+            elf.display()
+        );
+        writeln!(
+            s,
+            "    ({name:?}, include_bytes!({:?})),",
+            elf.display().to_string()
+        )
+        .unwrap();
+    }
+    s.push_str("];\n");
+    std::fs::write(out.join("user_programs.rs"), s).unwrap();
 }

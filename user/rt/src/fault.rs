@@ -1,0 +1,198 @@
+//! Catching bad faults: the user fault handler, `try_read` and `try_write`.
+//!
+//! A thread that wants to survive its bad faults calls [`install`] once; the
+//! returned guard keeps the handler (and its stack) registered for that
+//! thread. The handler runs on its own stack and ends with `FAULT_RETURN`,
+//! which restores every register of the faulting context. So the handler
+//! cannot *change* a register to say what happened; it says it by choosing
+//! *where* to resume:
+//!
+//! - `try_read`/`try_write` are assembly routines whose one memory access is
+//!   at a known label. A fault there resumes at one of four fixup stubs, one
+//!   per [`FaultReason`], each returning `reason << 8` instead of the value
+//!   (like the kernel's exception table, which this mirrors).
+//! - Otherwise a program-wide hook ([`set_hook`]) may claim the fault and say
+//!   where to resume (`Some(0)`: retry the instruction, after fixing the
+//!   mapping).
+//! - Otherwise the handler removes itself and retries: the fault happens
+//!   again with no handler and the kernel ends the process, as if none had
+//!   been installed.
+
+use abi::mman::{PROT_READ, PROT_WRITE};
+use abi::{Errno, FaultReason};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// A bad fault caught by [`try_read`] or [`try_write`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub addr: u64,
+    pub reason: FaultReason,
+}
+
+core::arch::global_asm!(
+    ".pushsection .text.rt_fault, \"ax\"",
+    // u64 rt_try_read(const u8 *p): the byte, or reason << 8.
+    ".global rt_try_read, rt_try_read_insn",
+    "rt_try_read:",
+    "rt_try_read_insn:",
+    "    movzx eax, byte ptr [rdi]",
+    "    ret",
+    // u64 rt_try_write(u8 *p, u8 v): 0, or reason << 8.
+    ".global rt_try_write, rt_try_write_insn",
+    "rt_try_write:",
+    "rt_try_write_insn:",
+    "    mov byte ptr [rdi], sil",
+    "    xor eax, eax",
+    "    ret",
+    // Resumed at with the faulting context: rsp points at the return address
+    // of the rt_try_* call, so `ret` goes back to its caller.
+    ".global rt_fixup_1, rt_fixup_2, rt_fixup_3, rt_fixup_4",
+    "rt_fixup_1: mov eax, 0x100",
+    "    ret",
+    "rt_fixup_2: mov eax, 0x200",
+    "    ret",
+    "rt_fixup_3: mov eax, 0x300",
+    "    ret",
+    "rt_fixup_4: mov eax, 0x400",
+    "    ret",
+    // The handler entry: rsp = the handler stack top, no return address.
+    ".global rt_fault_entry",
+    "rt_fault_entry:",
+    "    xor ebp, ebp",
+    "    and rsp, -16",
+    "    call {handler}", // rdi, rsi, rdx = addr, reason, rip
+    "    ud2",
+    ".popsection",
+    handler = sym fault_main,
+);
+
+unsafe extern "C" {
+    fn rt_try_read(p: *const u8) -> u64;
+    fn rt_try_write(p: *mut u8, v: u8) -> u64;
+    fn rt_try_read_insn();
+    fn rt_try_write_insn();
+    fn rt_fixup_1();
+    fn rt_fixup_2();
+    fn rt_fixup_3();
+    fn rt_fixup_4();
+    fn rt_fault_entry();
+}
+
+/// A program-wide hook: `fn(addr, reason, rip) -> Option<resume_rip>`.
+pub type Hook = fn(u64, FaultReason, u64) -> Option<u64>;
+
+static HOOK: AtomicUsize = AtomicUsize::new(0);
+static CAUGHT: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the program-wide hook asked about faults that are not in
+/// `try_read`/`try_write`.
+pub fn set_hook(hook: Hook) {
+    // Release pairs with the Acquire in `fault_main`: a handler that sees the
+    // hook sees everything the program set up before installing it.
+    HOOK.store(hook as usize, Ordering::Release);
+}
+
+/// How many faults the handler resumed from, process-wide.
+pub fn caught() -> u64 {
+    CAUGHT.load(Ordering::Relaxed)
+}
+
+fn resume(rip: u64) -> ! {
+    CAUGHT.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: we are the fault handler; `rip` is a fixup stub or what a hook
+    // chose (0 retries the instruction).
+    let e = unsafe { crate::sys::fault_return(rip) };
+    panic!("FAULT_RETURN({rip:#x}) refused: {e}")
+}
+
+extern "C" fn fault_main(addr: u64, reason: u64, rip: u64) -> ! {
+    if let Some(reason) = FaultReason::from_u64(reason) {
+        if rip == rt_try_read_insn as *const () as u64
+            || rip == rt_try_write_insn as *const () as u64
+        {
+            let fixups = [rt_fixup_1, rt_fixup_2, rt_fixup_3, rt_fixup_4];
+            resume(fixups[reason as usize - 1] as *const () as u64);
+        }
+        // Acquire pairs with the Release in `set_hook`.
+        let hook = HOOK.load(Ordering::Acquire);
+        if hook != 0 {
+            // SAFETY: a non-zero HOOK was stored from a `Hook` by `set_hook`.
+            let hook: Hook = unsafe { core::mem::transmute::<usize, Hook>(hook) };
+            if let Some(at) = hook(addr, reason, rip) {
+                resume(at);
+            }
+        }
+    }
+    // Not ours: fault again with no handler, so the kernel reports it.
+    // SAFETY: removing the handler is always sound; retrying the instruction
+    // (0) with the faulting context changes nothing.
+    unsafe {
+        let _ = crate::sys::set_fault_handler(0, 0);
+        crate::sys::fault_return(0);
+    }
+    crate::sys::exit(abi::thread::EXIT_CODE_FAULT)
+}
+
+const HANDLER_STACK: u64 = 16 * 1024;
+
+/// Keeps the calling thread's fault handler registered; dropping it removes
+/// the handler and frees its stack. Must be dropped by the thread that made it.
+pub struct HandlerGuard {
+    stack: *mut u8,
+}
+
+/// Registers the fault handler for the calling thread.
+pub fn install() -> Result<HandlerGuard, Errno> {
+    let stack = crate::sys::mmap_anon(0, HANDLER_STACK, PROT_READ | PROT_WRITE)?;
+    // The handler must not fault on its own stack (a fault in the handler
+    // ends the process), so touch every page now.
+    for off in (0..HANDLER_STACK).step_by(4096) {
+        // SAFETY: inside the fresh mapping.
+        unsafe { stack.add(off as usize).write_volatile(0) };
+    }
+    let top = stack as u64 + HANDLER_STACK;
+    // SAFETY: the entry follows the handler contract and the stack is ours.
+    if let Err(e) =
+        unsafe { crate::sys::set_fault_handler(rt_fault_entry as *const () as u64, top) }
+    {
+        // SAFETY: nothing uses the fresh mapping.
+        let _ = unsafe { crate::sys::munmap(stack, HANDLER_STACK) };
+        return Err(e);
+    }
+    Ok(HandlerGuard { stack })
+}
+
+impl Drop for HandlerGuard {
+    fn drop(&mut self) {
+        // SAFETY: after removing the handler nothing runs on its stack.
+        unsafe {
+            let _ = crate::sys::set_fault_handler(0, 0);
+            let _ = crate::sys::munmap(self.stack, HANDLER_STACK);
+        }
+    }
+}
+
+fn decode(addr: u64, r: u64) -> Result<u8, Fault> {
+    match FaultReason::from_u64(r >> 8) {
+        None => Ok(r as u8),
+        Some(reason) => Err(Fault { addr, reason }),
+    }
+}
+
+/// Reads the byte at `p`, or reports the bad fault. Needs [`install`] on this
+/// thread (without it a bad fault ends the process).
+pub fn try_read(p: *const u8) -> Result<u8, Fault> {
+    // SAFETY: the routine reads one byte through asm, which is sound for any
+    // address: a bad one faults and resumes at a fixup.
+    decode(p as u64, unsafe { rt_try_read(p) })
+}
+
+/// Writes `v` at `p`, or reports the bad fault. Needs [`install`].
+///
+/// # Safety
+/// If `p` is mapped, writing there must not break anything Rust relies on.
+pub unsafe fn try_write(p: *mut u8, v: u8) -> Result<(), Fault> {
+    // SAFETY: the caller vouches for the write; a bad address faults and
+    // resumes at a fixup.
+    decode(p as u64, unsafe { rt_try_write(p, v) }).map(drop)
+}
