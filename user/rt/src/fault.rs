@@ -179,20 +179,23 @@ fn decode(addr: u64, r: u64) -> Result<u8, Fault> {
     }
 }
 
-/// Reads the byte at `p`, or reports the bad fault. Needs [`install`] on this
-/// thread (without it a bad fault ends the process).
-pub fn try_read(p: *const u8) -> Result<u8, Fault> {
-    // SAFETY: the routine reads one byte through asm, which is sound for any
-    // address: a bad one faults and resumes at a fixup.
-    decode(p as u64, unsafe { rt_try_read(p) })
+/// Reads the byte at `addr`, or reports the bad fault. Needs [`install`] on
+/// this thread (without it a bad fault ends the process).
+///
+/// An address, not a pointer: any value is fine, which is the point.
+pub fn try_read(addr: u64) -> Result<u8, Fault> {
+    // SAFETY: the routine reads one byte in asm, which is sound for any
+    // address: a bad one faults and resumes at a fixup, a good one is read
+    // like a volatile load.
+    decode(addr, unsafe { rt_try_read(addr as *const u8) })
 }
 
-/// Writes `v` at `p`, or reports the bad fault. Needs [`install`].
+/// Writes `v` at `addr`, or reports the bad fault. Needs [`install`].
 ///
 /// # Safety
-/// If `p` is mapped, writing there must not break anything Rust relies on.
-pub unsafe fn try_write(p: *mut u8, v: u8) -> Result<(), Fault> {
+/// If `addr` is mapped, writing there must not break anything Rust relies on.
+pub unsafe fn try_write(addr: u64, v: u8) -> Result<(), Fault> {
     // SAFETY: the caller vouches for the write; a bad address faults and
     // resumes at a fixup.
-    decode(p as u64, unsafe { rt_try_write(p, v) }).map(drop)
+    decode(addr, unsafe { rt_try_write(addr as *mut u8, v) }).map(drop)
 }

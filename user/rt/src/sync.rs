@@ -34,7 +34,7 @@ impl<T> SpinLock<T> {
             .is_err()
         {
             spins += 1;
-            if spins % 128 == 0 {
+            if spins.is_multiple_of(128) {
                 yield_cpu();
             } else {
                 core::hint::spin_loop();
