@@ -9,7 +9,9 @@
 #
 # RELEASE=1 boots the release kernel (run, ktest, gdb). QEMU=, QEMU_ARGS= and
 # CPU= override the emulator binary, add arguments, or change the CPU model;
-# KERNEL= boots another ELF (it is still built first).
+# KERNEL= boots another ELF (it is still built first). TCG_THREAD=multi|single
+# forces one host thread per CPU or one for all (default: multi when SMP is at
+# most the host CPU count; oversubscribed multi-threaded TCG crawls).
 
 SMP     ?= 4
 MEM     ?= 256M
@@ -18,7 +20,7 @@ TIMEOUT ?= 300
 KTEST   ?=
 APPEND  ?=
 # qemu-run reads these from the environment.
-export SMP MEM ACCEL TIMEOUT KTEST APPEND QEMU QEMU_ARGS CPU
+export SMP MEM ACCEL TCG_THREAD TIMEOUT KTEST APPEND QEMU QEMU_ARGS CPU
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 PROFILE    := $(if $(RELEASE),release,debug)

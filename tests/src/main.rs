@@ -2,11 +2,12 @@
 //!
 //! ```text
 //! qemu-run [--mode run|test] [--smp N] [--mem M] [--accel tcg|kvm] [--cpu MODEL]
+//!          [--tcg-thread auto|multi|single]
 //!          [--timeout SECS] [--ktest a,b] [--append "k=v ..."] [--qemu BIN]
 //!          [--qemu-args "..."] [--gdb] [--exec] [KERNEL_ELF]
 //! ```
 //! Each flag defaults to its environment variable (`MODE`, `SMP`, `MEM`,
-//! `ACCEL`, `CPU`, `TIMEOUT`, `KTEST`, `APPEND`, `QEMU`, `QEMU_ARGS`,
+//! `ACCEL`, `TCG_THREAD`, `CPU`, `TIMEOUT`, `KTEST`, `APPEND`, `QEMU`, `QEMU_ARGS`,
 //! `KERNEL`). The kernel ELF may come last, which is how cargo's `runner`
 //! setting calls it.
 //!
@@ -19,7 +20,7 @@ use tests::config::{Config, Mode};
 use tests::guest;
 use tests::verdict;
 
-const USAGE: &str = "usage: qemu-run [--mode run|test] [--smp N] [--mem M] [--accel tcg|kvm] [--cpu MODEL] \
+const USAGE: &str = "usage: qemu-run [--mode run|test] [--smp N] [--mem M] [--accel tcg|kvm] [--tcg-thread auto|multi|single] [--cpu MODEL] \
 [--timeout SECS (0: none)] [--ktest a,b] [--append ARGS] [--qemu BIN] [--qemu-args ARGS] [--gdb] [--exec] [KERNEL_ELF]";
 
 /// What to do once the configuration is known.

@@ -21,6 +21,7 @@ fn qemu_run(story: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         "SMP",
         "MEM",
         "ACCEL",
+        "TCG_THREAD",
         "CPU",
         "TIMEOUT",
         "KTEST",
@@ -153,6 +154,8 @@ fn settings_reach_the_qemu_command_line() {
             "--mem=64M",
             "--ktest",
             "a,b",
+            "--tcg-thread",
+            "multi",
         ],
         &[
             ("APPEND", "ktest.selftest=fail pervma=off"),
@@ -169,7 +172,7 @@ fn settings_reach_the_qemu_command_line() {
         args.contains("-append mode=test ktest=a,b ktest.selftest=fail pervma=off"),
         "{args}"
     );
-    assert!(args.contains("-accel tcg -cpu max"), "{args}");
+    assert!(args.contains("-accel tcg,thread=multi -cpu max"), "{args}");
     assert!(args.ends_with("-d int"), "{args}");
 }
 

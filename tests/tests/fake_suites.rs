@@ -43,6 +43,7 @@ fn suites(dir: &Path, env: &[(&str, &str)]) -> Run {
         "SMP",
         "MEM",
         "ACCEL",
+        "TCG_THREAD",
         "CPU",
         "TIMEOUT",
         "KTEST",
