@@ -64,11 +64,14 @@ fn worker(cpu: usize, pages: u64, len: Length, s: &Shared) -> u64 {
     let hint = hint_for(cpu + 1);
     let mut faults = 0;
     let mut rounds = 0;
-    s.ready.fetch_add(1, Ordering::AcqRel);
+    // Release pairs with main's Acquire load of `ready`: the pin and stack
+    // faults of thread start are done before main reads the counters.
+    s.ready.fetch_add(1, Ordering::Release);
     wait_for(&s.go);
     loop {
         let done = match len {
             Length::Rounds(n) => rounds == n,
+            // Relaxed: `stop` only ends the loop; results travel through join.
             Length::Nanos(_) => s.stop.load(Ordering::Relaxed),
         };
         if done {
@@ -90,8 +93,10 @@ fn worker(cpu: usize, pages: u64, len: Length, s: &Shared) -> u64 {
 fn writer(s: &Shared) -> u64 {
     let bytes = WRITER_PAGES * PAGE_SIZE;
     let mut ops = 0;
-    s.ready.fetch_add(1, Ordering::AcqRel);
+    // Release: as in `worker`.
+    s.ready.fetch_add(1, Ordering::Release);
     wait_for(&s.go);
+    // Relaxed: `stop` only ends the loop; results travel through join.
     while !s.stop.load(Ordering::Relaxed) {
         let p = rt::mmap_anon(hint_for(0), bytes, PROT_READ | PROT_WRITE).expect("writer mmap");
         // SAFETY: the writer's own region, never touched.
@@ -124,6 +129,7 @@ pub fn run(pages: u64, len: Length, with_writer: bool) -> Report {
         rt::spawn(move || writer(&s))
     });
     let threads = cpus + with_writer as usize;
+    // Acquire pairs with the threads' Release increments.
     while s.ready.load(Ordering::Acquire) < threads {
         rt::sleep_ns(1_000_000);
     }

@@ -94,10 +94,12 @@ pub fn set_hook(hook: Hook) {
 
 /// How many faults the handler resumed from, process-wide.
 pub fn caught() -> u64 {
+    // Relaxed: a statistic; nothing is read on the strength of its value.
     CAUGHT.load(Ordering::Relaxed)
 }
 
 fn resume(rip: u64) -> ! {
+    // Relaxed: see `caught`.
     CAUGHT.fetch_add(1, Ordering::Relaxed);
     // SAFETY: we are the fault handler; `rip` is a fixup stub or what a hook
     // chose (0 retries the instruction).

@@ -40,6 +40,7 @@ fn main(_args: Args) -> i32 {
         // Never joined: the threads are running when the process exits.
         core::mem::forget(rt::spawn(move || {
             let _ = rt::pin(cpu);
+            // Relaxed: main only waits for the count; no data goes with it.
             RUNNING.fetch_add(1, Ordering::Relaxed);
             for round in 0u64.. {
                 let len = 32 * PAGE_SIZE;
@@ -58,6 +59,7 @@ fn main(_args: Args) -> i32 {
             unreachable!()
         }));
     }
+    // Relaxed: see the increment.
     while RUNNING.load(Ordering::Relaxed) < cpus {
         rt::yield_now();
     }

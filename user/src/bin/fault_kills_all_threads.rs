@@ -19,6 +19,7 @@ fn main(_args: Args) -> i32 {
     for cpu in 0..cpus {
         core::mem::forget(rt::spawn(move || {
             let _ = rt::pin(cpu);
+            // Relaxed: main only waits for the count; no data goes with it.
             RUNNING.fetch_add(1, Ordering::Relaxed);
             let len = 16 * PAGE_SIZE;
             loop {
@@ -33,6 +34,7 @@ fn main(_args: Args) -> i32 {
             }
         }));
     }
+    // Relaxed: see the increment.
     while RUNNING.load(Ordering::Relaxed) < cpus {
         rt::yield_now();
     }

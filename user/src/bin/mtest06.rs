@@ -34,6 +34,7 @@ struct Shared {
 fn worker(cpu: usize, s: &Shared) -> (u64, u64) {
     rt::pin(cpu).expect("pin worker");
     let _guard = rt::fault::install().expect("install");
+    // Release pairs with the mapper's Acquire load: set up before it starts.
     s.ready.fetch_add(1, Ordering::Release);
     let (mut ok, mut faulted) = (0, 0);
     // Relaxed: `done` only ends the loop; results travel through join.
@@ -123,6 +124,7 @@ fn main(_args: Args) -> i32 {
         check!(r.is_ok(), "mapper: munmap: {r:?}");
         rt::yield_now();
     }
+    // Relaxed: see the workers' load.
     s.done.store(true, Ordering::Relaxed);
     let (mut ok, mut faulted) = (0, 0);
     for w in workers {

@@ -19,8 +19,10 @@ unsafe extern "C" {
     fn test_ret();
 }
 
-/// What the hook saw last, and how often it ran. Relaxed: the handler runs
-/// on this same thread, so program order already orders it with main.
+/// What the hook saw last, and how often it ran. Every access is Relaxed:
+/// the handler runs on this same thread (between the fault and the resume),
+/// so program order already orders it with main; nothing pairs across
+/// threads.
 static CALLS: AtomicU64 = AtomicU64::new(0);
 static LAST: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 static EXEC_PAGE: AtomicU64 = AtomicU64::new(0);
