@@ -58,10 +58,26 @@ fn wait_for(flag: &AtomicBool) {
     }
 }
 
+/// One round: map `pages` pages at `hint`, write a byte in each, unmap.
+/// Never inlined, so the warm-up round runs the very code the storm runs.
+#[inline(never)]
+fn round(hint: u64, pages: u64) {
+    let bytes = pages * PAGE_SIZE;
+    let p = rt::mmap_anon(hint, bytes, PROT_READ | PROT_WRITE).expect("worker mmap");
+    for i in 0..pages {
+        // SAFETY: inside the fresh mapping of `pages` pages.
+        unsafe { p.add((i * PAGE_SIZE) as usize).write_volatile(1) };
+    }
+    // SAFETY: the region is this round's alone and no longer used.
+    unsafe { rt::munmap(p, bytes) }.expect("worker munmap");
+}
+
 fn worker(cpu: usize, pages: u64, len: Length, s: &Shared) -> u64 {
     rt::pin(cpu).expect("pin worker");
-    let bytes = pages * PAGE_SIZE;
     let hint = hint_for(cpu + 1);
+    // A warm-up round before the start line, so the code and stack pages the
+    // storm uses are mapped before main reads the counters.
+    round(hint, 1);
     let mut faults = 0;
     let mut rounds = 0;
     // Release pairs with main's Acquire load of `ready`: the pin and stack
@@ -77,33 +93,34 @@ fn worker(cpu: usize, pages: u64, len: Length, s: &Shared) -> u64 {
         if done {
             break;
         }
-        let p = rt::mmap_anon(hint, bytes, PROT_READ | PROT_WRITE).expect("worker mmap");
-        for i in 0..pages {
-            // SAFETY: inside the fresh mapping of `pages` pages.
-            unsafe { p.add((i * PAGE_SIZE) as usize).write_volatile(1) };
-        }
+        round(hint, pages);
         faults += pages;
-        // SAFETY: the region is this loop's alone and no longer used.
-        unsafe { rt::munmap(p, bytes) }.expect("worker munmap");
         rounds += 1;
     }
     faults
 }
 
+/// One writer cycle: map, write-protect, unmap (never touched: no faults).
+#[inline(never)]
+fn writer_op(bytes: u64) {
+    let p = rt::mmap_anon(hint_for(0), bytes, PROT_READ | PROT_WRITE).expect("writer mmap");
+    // SAFETY: the writer's own region, never touched.
+    unsafe {
+        rt::mprotect(p, bytes, PROT_READ).expect("writer mprotect");
+        rt::munmap(p, bytes).expect("writer munmap");
+    }
+}
+
 fn writer(s: &Shared) -> u64 {
     let bytes = WRITER_PAGES * PAGE_SIZE;
+    writer_op(bytes); // warm-up, as in `worker`
     let mut ops = 0;
     // Release: as in `worker`.
     s.ready.fetch_add(1, Ordering::Release);
     wait_for(&s.go);
     // Relaxed: `stop` only ends the loop; results travel through join.
     while !s.stop.load(Ordering::Relaxed) {
-        let p = rt::mmap_anon(hint_for(0), bytes, PROT_READ | PROT_WRITE).expect("writer mmap");
-        // SAFETY: the writer's own region, never touched.
-        unsafe {
-            rt::mprotect(p, bytes, PROT_READ).expect("writer mprotect");
-            rt::munmap(p, bytes).expect("writer munmap");
-        }
+        writer_op(bytes);
         ops += 1;
     }
     ops
