@@ -163,7 +163,9 @@ impl Config {
     pub fn cmdline(&self) -> String {
         let mut parts = vec![match self.mode {
             Mode::Run => "mode=run".to_string(),
-            Mode::Test => "mode=test".to_string(),
+            // The guest cannot see `-smp`; `smp_all_cpus_online` checks the
+            // CPUs it brought up against this number as well as the MADT.
+            Mode::Test => format!("mode=test expect_cpus={}", self.smp),
         }];
         if !self.ktest.is_empty() {
             parts.push(format!("ktest={}", self.ktest));
@@ -292,7 +294,7 @@ mod tests {
         assert_eq!(after(&argv, "-cpu"), "host,-arch-capabilities");
         assert_eq!(
             after(&argv, "-append"),
-            "mode=test ktest=a,b ktest.selftest=fail pervma=off"
+            "mode=test expect_cpus=3 ktest=a,b ktest.selftest=fail pervma=off"
         );
         assert_eq!(after(&argv, "-kernel"), "/tmp/t/x86_64-target/debug/kernel");
         assert!(argv.ends_with(&["-d".into(), "int".into(), "-D".into(), "/tmp/q.log".into()]));

@@ -169,7 +169,7 @@ fn settings_reach_the_qemu_command_line() {
         .expect("args line");
     assert!(args.contains("-smp 3 -m 64M"), "{args}");
     assert!(
-        args.contains("-append mode=test ktest=a,b ktest.selftest=fail pervma=off"),
+        args.contains("-append mode=test expect_cpus=3 ktest=a,b ktest.selftest=fail pervma=off"),
         "{args}"
     );
     assert!(args.contains("-accel tcg,thread=multi -cpu max"), "{args}");
