@@ -126,6 +126,9 @@ fn build_user_programs(root: &std::path::Path) {
             "user program {name} was not built at {}",
             elf.display()
         );
+        if let Err(e) = check_user_elf(&std::fs::read(&elf).unwrap()) {
+            panic!("user program {name} ({}): {e}", elf.display());
+        }
         writeln!(
             s,
             "    ({name:?}, include_bytes!({:?})),",
@@ -135,4 +138,88 @@ fn build_user_programs(root: &std::path::Path) {
     }
     s.push_str("];\n");
     std::fs::write(out.join("user_programs.rs"), s).unwrap();
+}
+
+/// Checks what the kernel's loader relies on, so a program that breaks it
+/// fails the build with a reason instead of misbehaving at run time: a
+/// static x86-64 executable (no interpreter, no dynamic section, no
+/// thread-local storage), every PT_LOAD inside user space
+/// (`abi::mman::USER_START..USER_END`), file offset and address congruent
+/// modulo the page size, no segment both writable and executable, and the
+/// entry point in an executable segment.
+fn check_user_elf(elf: &[u8]) -> Result<(), String> {
+    const USER_START: u64 = 0x1000;
+    const USER_END: u64 = 0x7fff_ffff_f000;
+    let u16_at = |o: usize| {
+        elf.get(o..o + 2)
+            .map(|b| u16::from_le_bytes(b.try_into().unwrap()))
+    };
+    let u32_at = |o: usize| {
+        elf.get(o..o + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+    };
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+    };
+    let short = || "truncated ELF".to_string();
+    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
+        return Err("not a little-endian ELF64 file".into());
+    }
+    if u16_at(16) != Some(2) || u16_at(18) != Some(62) {
+        return Err(
+            "not an x86-64 executable (ET_EXEC); PIE and relocatable files are not loaded".into(),
+        );
+    }
+    let entry = u64_at(24).ok_or_else(short)?;
+    let phoff = u64_at(32).ok_or_else(short)? as usize;
+    let phentsize = u16_at(54).ok_or_else(short)? as usize;
+    let phnum = u16_at(56).ok_or_else(short)? as usize;
+    let mut entry_ok = false;
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        let kind = u32_at(ph).ok_or_else(short)?;
+        let flags = u32_at(ph + 4).ok_or_else(short)?;
+        let offset = u64_at(ph + 8).ok_or_else(short)?;
+        let vaddr = u64_at(ph + 16).ok_or_else(short)?;
+        let filesz = u64_at(ph + 32).ok_or_else(short)?;
+        let memsz = u64_at(ph + 40).ok_or_else(short)?;
+        match kind {
+            2 => return Err("has a dynamic section: link it statically".into()),
+            3 => return Err("asks for an interpreter: link it statically".into()),
+            7 => return Err("uses thread-local storage, which the kernel does not set up".into()),
+            1 => {}
+            _ => continue,
+        }
+        let end = vaddr.checked_add(memsz).ok_or("segment wraps")?;
+        if vaddr < USER_START || end > USER_END {
+            return Err(format!(
+                "segment {vaddr:#x}..{end:#x} is outside user space"
+            ));
+        }
+        if filesz > memsz
+            || offset
+                .checked_add(filesz)
+                .is_none_or(|e| e > elf.len() as u64)
+        {
+            return Err(format!("segment at {vaddr:#x} has bad sizes"));
+        }
+        if vaddr % 4096 != offset % 4096 {
+            return Err(format!(
+                "segment at {vaddr:#x}: address and file offset differ modulo 4096"
+            ));
+        }
+        if flags & 3 == 3 {
+            return Err(format!(
+                "segment at {vaddr:#x} is both writable and executable"
+            ));
+        }
+        entry_ok |= flags & 1 != 0 && (vaddr..end).contains(&entry);
+    }
+    if !entry_ok {
+        return Err(format!(
+            "entry point {entry:#x} is not in an executable segment"
+        ));
+    }
+    Ok(())
 }
