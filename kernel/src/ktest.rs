@@ -181,8 +181,15 @@ pub fn run_all(cmdline: &Cmdline) -> bool {
         CURRENT_NUMBER.store(i + 1, Ordering::Relaxed);
         CURRENT_NAME.store(&t.name as *const &'static str as *mut _, Ordering::Relaxed);
         println_raw!("# start: {}", t.name);
+        let t0 = crate::time::uptime_ns();
         let result = run_one(t);
         CURRENT_NAME.store(core::ptr::null_mut(), Ordering::Relaxed);
+        // Information only (no test asserts a time): helps spot slow tests.
+        println_raw!(
+            "# {}: {} ms",
+            t.name,
+            (crate::time::uptime_ns() - t0) / 1_000_000
+        );
         match result {
             Ok(()) => {
                 passed += 1;

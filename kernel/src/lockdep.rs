@@ -39,7 +39,12 @@ fn with_held<R>(f: impl FnOnce(&mut ([Option<HeldLock>; 24], usize)) -> R) -> Op
 pub fn acquire(lock: usize, class: &'static str, site: &'static Location<'static>, read: bool) {
     with_held(|(held, n)| {
         if *n < held.len() {
-            held[*n] = Some(HeldLock { lock, class, site, read });
+            held[*n] = Some(HeldLock {
+                lock,
+                class,
+                site,
+                read,
+            });
             *n += 1;
         }
     });
@@ -48,7 +53,10 @@ pub fn acquire(lock: usize, class: &'static str, site: &'static Location<'static
 pub fn release(lock: usize, site: &'static Location<'static>) {
     let found = with_held(|(held, n)| {
         // Locks are usually released in reverse order; search from the top.
-        match held[..*n].iter().rposition(|h| h.is_some_and(|h| h.lock == lock)) {
+        match held[..*n]
+            .iter()
+            .rposition(|h| h.is_some_and(|h| h.lock == lock))
+        {
             Some(i) => {
                 held.copy_within(i + 1..*n, i);
                 *n -= 1;
@@ -106,13 +114,21 @@ pub fn might_sleep() {
     SLEEP_IN_ATOMIC_REPORTS.fetch_add(1, Ordering::Relaxed);
     crate::error!(
         "BUG: sleeping function called from {} at {} (cpu{}, preempt count {})",
-        if in_irq { "an interrupt handler" } else { "atomic context" },
+        if in_irq {
+            "an interrupt handler"
+        } else {
+            "atomic context"
+        },
         Location::caller(),
         pc.cpu_id,
         preempt::count()
     );
     with_held(|(held, n)| {
-        for h in held[..*n].iter().flatten().filter(|h| h.class == "spinlock") {
+        for h in held[..*n]
+            .iter()
+            .flatten()
+            .filter(|h| h.class == "spinlock")
+        {
             crate::error!("  holding spinlock {:#x} taken at {}", h.lock, h.site);
         }
     });

@@ -15,9 +15,9 @@ mod cmdline;
 mod console;
 mod extable;
 mod ktest;
+mod lockdep;
 mod memory;
 mod panic;
-mod lockdep;
 mod qemu;
 mod rcu;
 mod sched;
@@ -99,6 +99,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         cmdline,
     });
     let boot = BOOT.get().unwrap();
+    rcu::init();
 
     match mode.as_str() {
         "test" => {

@@ -1,4 +1,384 @@
-//! RCU (placeholder hooks; the implementation is issue 4).
-pub fn note_context_switch() {}
-pub fn note_idle() {}
-pub fn note_tick(_from_user: bool) {}
+//! Read-copy-update: classic, non-preemptible RCU.
+//!
+//! Readers: `read_lock()` disables preemption (nesting counted per CPU) and
+//! costs about that. A reader therefore never context-switches, so once a CPU
+//! has switched tasks, idled, returned to user mode, or taken a timer tick in
+//! preemptible code, every reader it had before has finished: a *quiescent
+//! state*.
+//!
+//! Grace periods are numbered. `gp_started` is the newest one begun,
+//! `gp_completed` the newest one finished; at most one is in progress. A CPU
+//! reports a quiescent state by storing the current `gp_started` into its
+//! `qs_seq`. Grace period `g` is complete when every online CPU has
+//! `qs_seq >= g` or is idle right now (an idle CPU holds no reader, so it
+//! never holds up a grace period: Linux's dynticks-idle).
+//!
+//! Work that needs a grace period (`call_rcu`, `synchronize_rcu`) names the
+//! one it needs, `target = gp_started + 1`: the next grace period to *begin*,
+//! which begins after the caller's removal of the old data. The `rcu_gp` task
+//! starts grace periods while any target is outstanding, polls for their end,
+//! then runs the callbacks whose target is complete, in the order they were
+//! queued. A timer tick may also start one (so a request made by a reader
+//! that then hogs its CPU still gets a grace period started).
+//!
+//! Memory ordering: the QS stores and the loads that check them are SeqCst;
+//! a reader's accesses precede its CPU's next QS store in program order, so
+//! they happen-before the grace period's end, and so before any callback.
+//! Readers meet publishers through `RcuPtr` (Release store / Acquire load).
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+use crate::arch::percpu::{self, MAX_CPUS};
+use crate::sched::{self, preempt};
+use crate::sync::SpinLock;
+use crate::sync::waitqueue::WaitQueue;
+
+type Callback = Box<dyn FnOnce() + Send>;
+
+struct CpuState {
+    /// Newest grace period this CPU has passed a quiescent state in.
+    qs_seq: AtomicU64,
+    /// In the idle loop, halted or about to halt (no readers possible).
+    idle: AtomicBool,
+    /// Read-side nesting (for lockdep and tests).
+    nesting: AtomicUsize,
+    /// Callbacks queued on this CPU, each with its target grace period.
+    callbacks: SpinLock<VecDeque<(u64, Callback)>>,
+    /// Grace periods in which this CPU was let off because it was idle.
+    idle_passes: AtomicU64,
+}
+
+static CPUS: [CpuState; MAX_CPUS] = [const {
+    CpuState {
+        qs_seq: AtomicU64::new(0),
+        idle: AtomicBool::new(false),
+        nesting: AtomicUsize::new(0),
+        callbacks: SpinLock::new(VecDeque::new()),
+        idle_passes: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+static GP_STARTED: AtomicU64 = AtomicU64::new(0);
+static GP_COMPLETED: AtomicU64 = AtomicU64::new(0);
+/// Highest grace period anyone is waiting for.
+static GP_REQUESTED: AtomicU64 = AtomicU64::new(0);
+/// uptime_ns when the current grace period started.
+static GP_START_NS: AtomicU64 = AtomicU64::new(0);
+/// Grace period for which a stall was last reported (one report each).
+static STALL_REPORTED: AtomicU64 = AtomicU64::new(0);
+static STALL_TIMEOUT_MS: AtomicU64 = AtomicU64::new(10_000);
+pub static STALL_WARNINGS: AtomicU64 = AtomicU64::new(0);
+/// CPUs named by the latest stall warning (bitmask).
+pub static LAST_STALL_CPUS: AtomicU64 = AtomicU64::new(0);
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// The grace-period task sleeps here; requests wake it.
+static GP_WORK: WaitQueue = WaitQueue::new();
+/// `synchronize_rcu` callers sleep here until their grace period completes.
+static GP_DONE: WaitQueue = WaitQueue::new();
+
+fn this() -> &'static CpuState {
+    &CPUS[percpu::cpu_id()]
+}
+
+// ---------------------------------------------------------------- readers --
+
+/// Proof of being inside a read-side critical section. Not `Send`: the
+/// section belongs to this CPU.
+pub struct RcuReadGuard {
+    _not_send: PhantomData<*const ()>,
+}
+
+pub fn read_lock() -> RcuReadGuard {
+    preempt::disable();
+    this().nesting.fetch_add(1, Ordering::Relaxed);
+    RcuReadGuard {
+        _not_send: PhantomData,
+    }
+}
+
+impl Drop for RcuReadGuard {
+    fn drop(&mut self) {
+        this().nesting.fetch_sub(1, Ordering::Relaxed);
+        preempt::enable();
+    }
+}
+
+/// Read-side nesting depth on this CPU.
+pub fn nesting() -> usize {
+    this().nesting.load(Ordering::Relaxed)
+}
+
+/// A pointer published under RCU: writers swap it (Release), readers load it
+/// (Acquire) inside a read-side section and may use the target until the
+/// section ends.
+pub struct RcuPtr<T> {
+    ptr: AtomicPtr<T>,
+}
+
+impl<T> RcuPtr<T> {
+    pub const fn null() -> Self {
+        RcuPtr {
+            ptr: AtomicPtr::new(core::ptr::null_mut()),
+        }
+    }
+
+    /// Read inside a read-side section; the reference lives as long as it.
+    pub fn read<'g>(&self, _guard: &'g RcuReadGuard) -> Option<&'g T> {
+        // Acquire pairs with the Release in `replace`: the object's contents
+        // as the writer initialised them are visible.
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: a published object is freed only after a grace period that
+        // starts after it is unpublished, and `_guard` holds off that grace
+        // period for as long as the reference lives.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    /// Publish `new`; returns the old object, which readers may still hold:
+    /// free it with `call_rcu` (or after `synchronize_rcu`).
+    pub fn replace(&self, new: Box<T>) -> Option<Box<T>> {
+        let old = self.ptr.swap(Box::into_raw(new), Ordering::AcqRel);
+        // SAFETY: `old` came from Box::into_raw in an earlier `replace`.
+        (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
+    }
+}
+
+// -------------------------------------------------------- quiescent states --
+
+fn report_qs() {
+    // SeqCst: this CPU's earlier read-side accesses come first in program
+    // order; the grace-period task's SeqCst load of qs_seq then orders them
+    // before the grace period ends (and before its callbacks run).
+    this()
+        .qs_seq
+        .store(GP_STARTED.load(Ordering::SeqCst), Ordering::SeqCst);
+}
+
+/// Called by the scheduler on every context switch. The task switched to
+/// may be about to run readers, so the CPU stops counting as idle.
+pub fn note_context_switch() {
+    this().idle.store(false, Ordering::SeqCst);
+    report_qs();
+}
+
+/// Called by the idle loop before it halts.
+pub fn note_idle() {
+    report_qs();
+}
+
+/// The idle loop brackets its halt with these: while `idle` is set, this CPU
+/// holds no reader. Interrupts taken while idle clear it (see `irq_enter`).
+pub fn enter_idle() {
+    this().idle.store(true, Ordering::SeqCst);
+}
+
+pub fn exit_idle() {
+    this().idle.store(false, Ordering::SeqCst);
+}
+
+/// An interrupt may run readers: it must not count as idle meanwhile.
+/// Returns whether the CPU was idle, for `irq_exit`.
+pub fn irq_enter() -> bool {
+    let s = this();
+    let was = s.idle.load(Ordering::Relaxed);
+    if was {
+        s.idle.store(false, Ordering::SeqCst);
+    }
+    was
+}
+
+pub fn irq_exit(was_idle: bool) {
+    if was_idle {
+        this().idle.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Timer tick. A tick that interrupted user mode, or kernel code with
+/// preemption enabled (so not inside a reader), is a quiescent state.
+pub fn note_tick(from_user: bool) {
+    if !RUNNING.load(Ordering::Relaxed) {
+        return;
+    }
+    if from_user || preempt::count() == 0 {
+        report_qs();
+    }
+    maybe_start_gp();
+    check_stall();
+}
+
+/// Returning to user mode: no kernel reader can be open.
+pub fn note_user_return() {
+    report_qs();
+}
+
+// ---------------------------------------------------------- grace periods --
+
+fn gp_in_progress() -> bool {
+    GP_STARTED.load(Ordering::SeqCst) != GP_COMPLETED.load(Ordering::SeqCst)
+}
+
+/// Start a grace period if one is wanted and none is running.
+fn maybe_start_gp() {
+    let done = GP_COMPLETED.load(Ordering::SeqCst);
+    if GP_REQUESTED.load(Ordering::SeqCst) > done
+        && GP_STARTED
+            .compare_exchange(done, done + 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    {
+        GP_START_NS.store(crate::time::uptime_ns(), Ordering::Relaxed);
+    }
+}
+
+/// CPUs still holding up grace period `g` (bitmask).
+fn holdouts(g: u64) -> u64 {
+    let mut mask = 0;
+    for c in percpu::online_cpus() {
+        let s = &CPUS[c.cpu_id as usize];
+        if s.qs_seq.load(Ordering::SeqCst) >= g {
+            continue;
+        }
+        if s.idle.load(Ordering::SeqCst) {
+            s.idle_passes.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        mask |= 1 << c.cpu_id;
+    }
+    mask
+}
+
+fn check_stall() {
+    let g = GP_STARTED.load(Ordering::SeqCst);
+    if !gp_in_progress() || STALL_REPORTED.load(Ordering::Relaxed) == g {
+        return;
+    }
+    let age_ms =
+        crate::time::uptime_ns().saturating_sub(GP_START_NS.load(Ordering::Relaxed)) / 1_000_000;
+    if age_ms < STALL_TIMEOUT_MS.load(Ordering::Relaxed) {
+        return;
+    }
+    if STALL_REPORTED.swap(g, Ordering::Relaxed) == g {
+        return; // another CPU's tick reported it
+    }
+    let cpus = holdouts(g);
+    let mut who = String::new();
+    for c in (0..MAX_CPUS).filter(|c| cpus & (1 << c) != 0) {
+        let running = sched::current_name_on(c);
+        who.push_str(&alloc::format!(" cpu{c} (running '{running}')"));
+    }
+    LAST_STALL_CPUS.store(cpus, Ordering::Relaxed);
+    STALL_WARNINGS.fetch_add(1, Ordering::Relaxed);
+    crate::warn!("rcu: INFO: grace period {g} stalled for {age_ms} ms, held up by:{who}");
+}
+
+/// Callers that need a grace period: the target, and a nudge to the task.
+fn request_gp() -> u64 {
+    let target = GP_STARTED.load(Ordering::SeqCst) + 1;
+    GP_REQUESTED.fetch_max(target, Ordering::SeqCst);
+    target
+}
+
+/// Run `callback` after a grace period. Never sleeps; may be called inside a
+/// read-side section or with locks held.
+pub fn call_rcu(callback: Callback) {
+    let _p = preempt::guard(); // stay on this CPU's list
+    let target = request_gp();
+    this()
+        .callbacks
+        .lock_irqsave()
+        .push_back((target, callback));
+    if RUNNING.load(Ordering::Relaxed) {
+        GP_WORK.wake_one();
+    }
+}
+
+/// Sleep until a full grace period has elapsed.
+#[track_caller]
+pub fn synchronize_rcu() {
+    crate::lockdep::might_sleep();
+    let target = request_gp();
+    GP_WORK.wake_one();
+    GP_DONE.wait_until(|| GP_COMPLETED.load(Ordering::SeqCst) >= target);
+}
+
+/// Wait until every callback queued before this call has run.
+pub fn rcu_barrier() {
+    let ran = alloc::sync::Arc::new(AtomicUsize::new(0));
+    let cpus: Vec<usize> = percpu::online_cpus().map(|c| c.cpu_id as usize).collect();
+    for &c in &cpus {
+        // Callbacks on each list run in order, so a marker at the end of
+        // every list runs after everything queued before it.
+        let ran = ran.clone();
+        let target = request_gp();
+        CPUS[c].callbacks.lock_irqsave().push_back((
+            target,
+            Box::new(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            }),
+        ));
+    }
+    GP_WORK.wake_one();
+    GP_DONE.wait_until(|| ran.load(Ordering::SeqCst) == cpus.len());
+}
+
+fn run_ready_callbacks(completed: u64) -> usize {
+    let mut ran = 0;
+    for s in &CPUS {
+        let ready: Vec<Callback> = {
+            let mut q = s.callbacks.lock_irqsave();
+            let n = q.iter().take_while(|(t, _)| *t <= completed).count();
+            q.drain(..n).map(|(_, cb)| cb).collect()
+        };
+        for cb in ready {
+            cb();
+            ran += 1;
+        }
+    }
+    ran
+}
+
+/// The grace-period task.
+fn gp_task() {
+    loop {
+        GP_WORK.wait_until(|| {
+            GP_REQUESTED.load(Ordering::SeqCst) > GP_COMPLETED.load(Ordering::SeqCst)
+        });
+        maybe_start_gp();
+        let g = GP_STARTED.load(Ordering::SeqCst);
+        // Our own CPU passes a quiescent state each time we sleep here.
+        while holdouts(g) != 0 {
+            sched::sleep_ns(1_000_000);
+        }
+        GP_COMPLETED.store(g, Ordering::SeqCst);
+        run_ready_callbacks(g);
+        GP_DONE.wake_all();
+    }
+}
+
+pub fn init() {
+    if let Some(ms) = crate::BOOT
+        .get()
+        .and_then(|b| b.cmdline.get("rcu.stall_ms"))
+        .and_then(|v| v.parse().ok())
+    {
+        STALL_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+    }
+    sched::spawn("rcu_gp", None, gp_task);
+    RUNNING.store(true, Ordering::Release);
+}
+
+pub fn set_stall_timeout_ms(ms: u64) -> u64 {
+    STALL_TIMEOUT_MS.swap(ms, Ordering::Relaxed)
+}
+
+pub fn completed() -> u64 {
+    GP_COMPLETED.load(Ordering::SeqCst)
+}
+
+pub fn idle_passes(cpu: usize) -> u64 {
+    CPUS[cpu].idle_passes.load(Ordering::Relaxed)
+}

@@ -219,6 +219,7 @@ const EXCEPTION_NAMES: [&str; 32] = [
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let pc = percpu::this();
     pc.irq_depth.fetch_add(1, Ordering::Relaxed);
+    let was_idle = crate::rcu::irq_enter();
     match frame.vector as u8 {
         14 => page_fault(frame),
         8 => double_fault(frame),
@@ -241,6 +242,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             apic::eoi();
         }
     }
+    crate::rcu::irq_exit(was_idle);
     // Leaving the outermost interrupt: the place to preempt the interrupted
     // task if the tick (or a wakeup) asked for it.
     if pc.irq_depth.fetch_sub(1, Ordering::Relaxed) == 1 && frame.vector >= 32 {

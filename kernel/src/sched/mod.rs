@@ -22,7 +22,7 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::{apic, cpu, trap};
@@ -41,7 +41,12 @@ struct RunQueue {
     /// Tasks sleeping until a deadline, checked on each tick.
     sleepers: SpinLock<Vec<Arc<Task>>>,
     nr_switches: AtomicU64,
+    /// The running task's name (first bytes), for diagnostics read by other
+    /// CPUs; may be torn while it changes, which a warning can live with.
+    label: [AtomicU8; LABEL_LEN],
 }
+
+const LABEL_LEN: usize = 24;
 
 static RQ: [RunQueue; MAX_CPUS] = [const {
     RunQueue {
@@ -52,8 +57,27 @@ static RQ: [RunQueue; MAX_CPUS] = [const {
         need_resched: AtomicBool::new(false),
         sleepers: SpinLock::new(Vec::new()),
         nr_switches: AtomicU64::new(0),
+        label: [const { AtomicU8::new(0) }; LABEL_LEN],
     }
 }; MAX_CPUS];
+
+fn set_label(rq: &RunQueue, name: &str) {
+    let b = name.as_bytes();
+    for (i, slot) in rq.label.iter().enumerate() {
+        slot.store(b.get(i).copied().unwrap_or(0), Ordering::Relaxed);
+    }
+}
+
+/// Name of the task running on `cpu` (diagnostics).
+pub fn current_name_on(cpu: usize) -> String {
+    RQ[cpu]
+        .label
+        .iter()
+        .map(|b| b.load(Ordering::Relaxed))
+        .take_while(|&b| b != 0)
+        .map(char::from)
+        .collect()
+}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static STARTED: AtomicBool = AtomicBool::new(false);
@@ -85,7 +109,12 @@ pub fn try_current() -> Option<&'static Task> {
 
 fn adopt_running_context(name: String) -> *mut Task {
     let cpu = percpu::cpu_id();
-    let me = Arc::new(Task::new(NEXT_ID.fetch_add(1, Ordering::Relaxed), name, None, None));
+    let me = Arc::new(Task::new(
+        NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        name,
+        None,
+        None,
+    ));
     me.set_state(State::Running);
     me.on_cpu.store(true, Ordering::Relaxed);
     me.cpu.store(cpu, Ordering::Relaxed);
@@ -97,12 +126,17 @@ fn adopt_running_context(name: String) -> *mut Task {
 /// own stack.
 pub fn init_boot_cpu() {
     let cpu = percpu::cpu_id();
-    RQ[cpu].current.store(adopt_running_context(String::from("main")), Ordering::Release);
+    RQ[cpu].current.store(
+        adopt_running_context(String::from("main")),
+        Ordering::Release,
+    );
     let idle = new_task(alloc::format!("idle{cpu}"), Box::new(|| idle_loop()));
     idle.set_state(State::Running); // the idle task is always "running": never queued
     idle.affinity.store(cpu, Ordering::Relaxed);
     idle.cpu.store(cpu, Ordering::Relaxed);
-    RQ[cpu].idle.store(Arc::into_raw(idle) as *mut Task, Ordering::Release);
+    RQ[cpu]
+        .idle
+        .store(Arc::into_raw(idle) as *mut Task, Ordering::Release);
     STARTED.store(true, Ordering::Release);
 }
 
@@ -121,7 +155,12 @@ pub fn init_ap_and_idle() -> ! {
 fn new_task(name: String, entry: Box<dyn FnOnce() + Send>) -> Arc<Task> {
     let stack = KernelStack::new().expect("out of memory for a kernel stack");
     let top = stack.top();
-    let t = Arc::new(Task::new(NEXT_ID.fetch_add(1, Ordering::Relaxed), name, Some(stack), Some(entry)));
+    let t = Arc::new(Task::new(
+        NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        name,
+        Some(stack),
+        Some(entry),
+    ));
     // SAFETY: the task is new; nothing else can see its `rsp` yet.
     unsafe { *t.rsp.get() = switch::initial_stack(top) };
     t
@@ -132,7 +171,10 @@ pub fn spawn(name: &str, cpu: Option<usize>, f: impl FnOnce() + Send + 'static) 
     let t = new_task(String::from(name), Box::new(f));
     let target = match cpu {
         Some(c) => {
-            assert!(c < MAX_CPUS && percpu::get(c).online.load(Ordering::Acquire), "spawn on offline cpu{c}");
+            assert!(
+                c < MAX_CPUS && percpu::get(c).online.load(Ordering::Acquire),
+                "spawn on offline cpu{c}"
+            );
             t.affinity.store(c, Ordering::Relaxed);
             c
         }
@@ -158,7 +200,10 @@ fn enqueue(t: Arc<Task>, cpu: usize) {
     RQ[cpu].queue.lock_irqsave().push_back(t);
     if cpu != percpu::cpu_id() {
         // Wake a halted CPU; a busy one picks the task up at its next tick.
-        apic::send_ipi(percpu::get(cpu).apic_id.load(Ordering::Relaxed), trap::VECTOR_WAKEUP);
+        apic::send_ipi(
+            percpu::get(cpu).apic_id.load(Ordering::Relaxed),
+            trap::VECTOR_WAKEUP,
+        );
     } else {
         RQ[cpu].need_resched.store(true, Ordering::Relaxed);
     }
@@ -187,10 +232,30 @@ pub fn cancel_sleep(t: &Task) {
 /// Give the CPU away. The current task must have set its state first:
 /// Running (stays runnable: a yield), Blocked (sleeps until woken) or Exited.
 pub fn schedule() {
+    switch_away(false);
+}
+
+/// Involuntary preemption (timer tick, end of a no-preempt section).
+///
+/// A task may be preempted after it marked itself Blocked but before it
+/// re-tested its wait condition. It must not be put to sleep here: the wakeup
+/// it is waiting for may already have happened (the waker found it still
+/// running, or woke it before it marked itself), and it has not yet looked.
+/// So preemption treats it as runnable (a spurious wakeup, which every wait
+/// loop tolerates), as Linux's `__schedule(SM_PREEMPT)` does.
+fn preempt_schedule() {
+    switch_away(true);
+}
+
+fn switch_away(preempted: bool) {
     let irq = cpu::irq_save();
     let me = percpu::cpu_id();
     let rq = &RQ[me];
     rq.need_resched.store(false, Ordering::Relaxed);
+    // Whoever calls schedule() is outside any RCU reader (readers cannot
+    // sleep or be preempted), so this is a quiescent state even if we end up
+    // not switching (Linux's cond_resched() reports one too).
+    crate::rcu::note_context_switch();
     // SAFETY: we are the current task; the CPU's reference keeps it alive.
     let prev_ptr = rq.current.load(Ordering::Relaxed);
     let prev = unsafe { &*prev_ptr };
@@ -208,6 +273,11 @@ pub fn schedule() {
             prev.set_state(State::Runnable);
             // SAFETY: `prev_ptr` came from Arc::into_raw; this adds the queue's
             // own strong reference (the CPU keeps its one until finish_switch).
+            q.push_back(unsafe { clone_raw(prev_ptr) });
+        } else if preempted && prev.transition(State::Blocked, State::Runnable) {
+            // (If the transition fails, a waker already made it runnable and
+            // queued it.)
+            // SAFETY: as above.
             q.push_back(unsafe { clone_raw(prev_ptr) });
         }
         match q.pop_front() {
@@ -247,14 +317,15 @@ pub fn schedule() {
     next.switches.fetch_add(1, Ordering::Relaxed);
     next.ran_on.fetch_or(1 << me, Ordering::Relaxed);
     rq.nr_switches.fetch_add(1, Ordering::Relaxed);
-    crate::rcu::note_context_switch();
+    set_label(rq, &next.name);
 
     let next_rsp = {
         // SAFETY: on_cpu serializes access to `rsp` (we own `next` now).
         unsafe { *next.rsp.get() }
     };
     rq.prev.store(prev_ptr, Ordering::Relaxed);
-    rq.current.store(Arc::into_raw(next) as *mut Task, Ordering::Release);
+    rq.current
+        .store(Arc::into_raw(next) as *mut Task, Ordering::Release);
     // SAFETY: prev's `rsp` is written only here, by the CPU running prev; the
     // next stack was prepared by `initial_stack` or saved by this function.
     unsafe { switch::switch_stacks(prev.rsp.get(), next_rsp) };
@@ -391,7 +462,7 @@ pub fn preempt_on_irq_exit() {
         && percpu::this().irq_depth.load(Ordering::Relaxed) == 0
         && !rq.current.load(Ordering::Relaxed).is_null()
     {
-        schedule();
+        preempt_schedule();
     }
 }
 
@@ -404,7 +475,7 @@ pub fn preempt_point() {
         && STARTED.load(Ordering::Acquire)
         && !rq.current.load(Ordering::Relaxed).is_null()
     {
-        schedule();
+        preempt_schedule();
     }
 }
 
@@ -415,7 +486,9 @@ fn idle_loop() -> ! {
         cpu::disable_interrupts();
         if rq.queue.lock().is_empty() && !any_stealable() {
             // `sti; hlt`: a wakeup IPI after our check still ends the halt.
+            crate::rcu::enter_idle();
             cpu::enable_interrupts_and_halt();
+            crate::rcu::exit_idle();
         } else {
             cpu::enable_interrupts();
         }
@@ -427,7 +500,13 @@ fn any_stealable() -> bool {
     let me = percpu::cpu_id();
     percpu::online_cpus()
         .filter(|c| c.cpu_id as usize != me)
-        .any(|c| RQ[c.cpu_id as usize].queue.lock().iter().any(|t| t.pinned().is_none()))
+        .any(|c| {
+            RQ[c.cpu_id as usize]
+                .queue
+                .lock()
+                .iter()
+                .any(|t| t.pinned().is_none())
+        })
 }
 
 /// Total context switches on a CPU (tests, benchmarks).

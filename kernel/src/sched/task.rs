@@ -81,7 +81,12 @@ unsafe impl Sync for Task {}
 unsafe impl Send for Task {}
 
 impl Task {
-    pub fn new(id: u64, name: String, stack: Option<KernelStack>, entry: Option<Box<dyn FnOnce() + Send>>) -> Self {
+    pub fn new(
+        id: u64,
+        name: String,
+        stack: Option<KernelStack>,
+        entry: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Self {
         Task {
             id,
             name,
@@ -119,7 +124,9 @@ impl Task {
     }
 
     pub fn transition(&self, from: State, to: State) -> bool {
-        self.state.compare_exchange(from as u8, to as u8, Ordering::SeqCst, Ordering::Relaxed).is_ok()
+        self.state
+            .compare_exchange(from as u8, to as u8, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
     }
 
     pub fn pinned(&self) -> Option<usize> {

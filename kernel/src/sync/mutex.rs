@@ -25,7 +25,11 @@ pub struct MutexGuard<'a, T: ?Sized> {
 
 impl<T> Mutex<T> {
     pub const fn new(data: T) -> Self {
-        Mutex { locked: AtomicBool::new(false), waiters: WaitQueue::new(), data: UnsafeCell::new(data) }
+        Mutex {
+            locked: AtomicBool::new(false),
+            waiters: WaitQueue::new(),
+            data: UnsafeCell::new(data),
+        }
     }
 }
 
@@ -33,16 +37,24 @@ impl<T: ?Sized> Mutex<T> {
     fn try_acquire(&self) -> bool {
         // Acquire pairs with the Release in `unlock`: the previous holder's
         // writes are visible to us.
-        self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         lockdep::might_sleep();
         while !self.try_acquire() {
-            self.waiters.wait_until(|| !self.locked.load(Ordering::Relaxed));
+            self.waiters
+                .wait_until(|| !self.locked.load(Ordering::Relaxed));
         }
-        lockdep::acquire(self as *const Self as *const u8 as usize, "mutex", Location::caller(), false);
+        lockdep::acquire(
+            self as *const Self as *const u8 as usize,
+            "mutex",
+            Location::caller(),
+            false,
+        );
         MutexGuard { mutex: self }
     }
 }
@@ -50,7 +62,10 @@ impl<T: ?Sized> Mutex<T> {
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     #[track_caller]
     fn drop(&mut self) {
-        lockdep::release(self.mutex as *const Mutex<T> as *const u8 as usize, Location::caller());
+        lockdep::release(
+            self.mutex as *const Mutex<T> as *const u8 as usize,
+            Location::caller(),
+        );
         self.mutex.locked.store(false, Ordering::Release);
         // A woken waiter may lose to a new locker; that locker wakes the next
         // waiter when it unlocks, so nobody sleeps forever.

@@ -29,7 +29,9 @@ impl Default for RcuWait {
 
 impl RcuWait {
     pub const fn new() -> Self {
-        RcuWait { waiter: SpinLock::new(None) }
+        RcuWait {
+            waiter: SpinLock::new(None),
+        }
     }
 
     #[track_caller]

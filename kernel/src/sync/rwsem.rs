@@ -48,7 +48,14 @@ impl Default for RwSem {
 
 impl RwSem {
     pub const fn new() -> Self {
-        RwSem { state: SpinLock::new(State { readers: 0, writer: false, queue: VecDeque::new() }), sleep: WaitQueue::new() }
+        RwSem {
+            state: SpinLock::new(State {
+                readers: 0,
+                writer: false,
+                queue: VecDeque::new(),
+            }),
+            sleep: WaitQueue::new(),
+        }
     }
 
     fn id(&self) -> usize {
@@ -85,7 +92,11 @@ impl RwSem {
     fn acquire(&self, write: bool) {
         let granted = {
             let mut s = self.state.lock_irqsave();
-            let free = if write { !s.writer && s.readers == 0 } else { !s.writer };
+            let free = if write {
+                !s.writer && s.readers == 0
+            } else {
+                !s.writer
+            };
             if free && s.queue.is_empty() {
                 if write {
                     s.writer = true;
@@ -95,7 +106,11 @@ impl RwSem {
                 return;
             }
             let granted = Arc::new(AtomicBool::new(false));
-            s.queue.push_back(Waiter { task: sched::clone_current(), write, granted: granted.clone() });
+            s.queue.push_back(Waiter {
+                task: sched::clone_current(),
+                write,
+                granted: granted.clone(),
+            });
             granted
         };
         // Acquire pairs with the Release store in `grant`.
@@ -106,7 +121,10 @@ impl RwSem {
     pub fn read_unlock(&self) {
         lockdep::release(self.id(), Location::caller());
         let mut s = self.state.lock_irqsave();
-        assert!(s.readers > 0 && !s.writer, "read_unlock of an rwsem not read-locked");
+        assert!(
+            s.readers > 0 && !s.writer,
+            "read_unlock of an rwsem not read-locked"
+        );
         s.readers -= 1;
         if s.readers == 0 {
             self.grant(&mut s);

@@ -110,7 +110,11 @@ impl<T: ?Sized> SpinLock<T> {
         self.acquire();
         let site = Location::caller();
         lockdep::acquire(self.addr(), "spinlock", site, false);
-        SpinLockGuard { lock: self, irq_was_enabled: None, site }
+        SpinLockGuard {
+            lock: self,
+            irq_was_enabled: None,
+            site,
+        }
     }
 
     /// Lock with interrupts disabled on this CPU until the guard drops.
@@ -121,7 +125,11 @@ impl<T: ?Sized> SpinLock<T> {
         self.acquire();
         let site = Location::caller();
         lockdep::acquire(self.addr(), "spinlock", site, false);
-        SpinLockGuard { lock: self, irq_was_enabled: Some(was), site }
+        SpinLockGuard {
+            lock: self,
+            irq_was_enabled: Some(was),
+            site,
+        }
     }
 
     pub fn is_locked(&self) -> bool {

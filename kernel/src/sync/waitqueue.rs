@@ -24,7 +24,9 @@ impl Default for WaitQueue {
 
 impl WaitQueue {
     pub const fn new() -> Self {
-        WaitQueue { sleepers: SpinLock::new(VecDeque::new()) }
+        WaitQueue {
+            sleepers: SpinLock::new(VecDeque::new()),
+        }
     }
 
     /// Sleep until `cond()` is true (returns at once if it already is).
@@ -48,7 +50,9 @@ impl WaitQueue {
                 }
             }
             sched::schedule();
-            self.sleepers.lock_irqsave().retain(|t| !Arc::ptr_eq(t, &me));
+            self.sleepers
+                .lock_irqsave()
+                .retain(|t| !Arc::ptr_eq(t, &me));
             if cond() {
                 return;
             }

@@ -1,7 +1,8 @@
 //! In-kernel tests (see `ktest.rs`); one file per subsystem.
 mod boot;
-mod memory;
-mod selftest;
 mod locks;
+mod memory;
+mod rcu;
 mod sched;
+mod selftest;
 mod smp;
