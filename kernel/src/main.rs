@@ -11,6 +11,7 @@ extern crate alloc;
 
 mod arch;
 mod backtrace;
+mod bench;
 mod cmdline;
 mod console;
 mod extable;
@@ -102,6 +103,10 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     rcu::init();
 
     match mode.as_str() {
+        "bench" => {
+            bench::run();
+            qemu::exit(qemu::SUCCESS)
+        }
         "test" => {
             let ok = ktest::run_all(&boot.cmdline);
             qemu::exit(if ok { qemu::SUCCESS } else { qemu::FAILURE });
