@@ -130,6 +130,17 @@ pub fn log(level: Level, args: fmt::Arguments) {
     g.write_fmt_line(args);
 }
 
+/// Raw bytes from a user program, written whole.
+pub fn write_bytes(b: &[u8]) {
+    let _g = lock();
+    for &c in b {
+        if c == b'\n' {
+            put_byte(b'\r');
+        }
+        put_byte(c);
+    }
+}
+
 /// One unprefixed line (KTAP output, exception reports).
 pub fn raw_line(args: fmt::Arguments) {
     lock().write_fmt_line(args);

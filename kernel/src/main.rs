@@ -18,6 +18,7 @@ mod extable;
 mod ktest;
 mod lockdep;
 mod memory;
+mod mm_platform;
 mod panic;
 mod qemu;
 mod rcu;
@@ -25,6 +26,7 @@ mod sched;
 mod sync;
 mod tests;
 mod time;
+mod user;
 
 use alloc::string::String;
 
@@ -112,9 +114,30 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
             qemu::exit(if ok { qemu::SUCCESS } else { qemu::FAILURE });
         }
         _ => {
-            info!("no demo yet: the user-mode fault demo arrives with user mode (issue 6)");
-            info!("shutting down");
-            qemu::exit(qemu::SUCCESS);
+            // `prog=NAME` (default: the demo); the program's arguments are
+            // everything after ` -- ` on the command line.
+            let prog = boot.cmdline.get("prog").unwrap_or("demo");
+            let args = boot
+                .info
+                .cmdline
+                .split_once(" -- ")
+                .map(|(_, a)| a)
+                .unwrap_or("");
+            info!("running {prog} {args}");
+            match user::run(prog, args) {
+                Ok(code) => {
+                    info!("{prog} exited with {code}");
+                    qemu::exit(if code == 0 {
+                        qemu::SUCCESS
+                    } else {
+                        qemu::FAILURE
+                    });
+                }
+                Err(e) => {
+                    error!("cannot run {prog}: {e}");
+                    qemu::exit(qemu::FAILURE);
+                }
+            }
         }
     }
 }

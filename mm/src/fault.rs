@@ -148,7 +148,7 @@ pub fn handle_fault_mmap_locked<P: Platform>(
     access: Access,
 ) -> FaultOutcome {
     let cpu = P::cpu_id();
-    mm.counters.count(cpu, Event::Fallback);
+    mm.count_event(cpu, Event::Fallback);
     let guard = mm.read_lock();
     let Some(v) = mm.find_locked(addr) else {
         return FaultOutcome::AccessError;
@@ -167,11 +167,11 @@ pub fn handle_user_fault<P: Platform>(mm: &Mm<P>, addr: u64, access: Access) -> 
         match handle_fault(mm, &vma, addr, access, Held::VmaLock) {
             FaultOutcome::Retry => {
                 drop(vma);
-                mm.counters.count(cpu, Event::Retry);
+                mm.count_event(cpu, Event::Retry);
             }
             outcome => {
                 drop(vma);
-                mm.counters.count(cpu, Event::Success);
+                mm.count_event(cpu, Event::Success);
                 return outcome;
             }
         }

@@ -53,7 +53,7 @@ impl<P: Platform> Drop for VmaReadLock<'_, P> {
 pub fn lock_vma_under_rcu<P: Platform>(mm: &Mm<P>, addr: u64) -> Option<VmaReadLock<'_, P>> {
     let cpu = P::cpu_id();
     let abort = || {
-        mm.counters.count(cpu, crate::counters::Event::Abort);
+        mm.count_event(cpu, crate::counters::Event::Abort);
         None
     };
     let guard = P::read_lock();
@@ -69,11 +69,11 @@ pub fn lock_vma_under_rcu<P: Platform>(mm: &Mm<P>, addr: u64) -> Option<VmaReadL
         match vma_start_read(mm, vma) {
             Ok(()) => break vma,
             Err(ReadLockError::Detached) if restarts < MAX_RESTARTS => {
-                mm.counters.count(cpu, Event::Miss);
+                mm.count_event(cpu, Event::Miss);
                 restarts += 1;
             }
             Err(ReadLockError::Detached) => {
-                mm.counters.count(cpu, Event::Miss);
+                mm.count_event(cpu, Event::Miss);
                 return abort();
             }
             Err(ReadLockError::Failed) => return abort(),

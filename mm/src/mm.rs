@@ -240,6 +240,13 @@ impl<P: Platform> Mm<P> {
 
     /// Switch the per-VMA fault path on or off (off: every fault takes
     /// `mmap_lock`; the benchmark compares both in the same run).
+    /// Count a fault event here and tell the platform (which may keep
+    /// machine-wide counters).
+    pub(crate) fn count_event(&self, cpu: usize, event: crate::counters::Event) {
+        self.counters.count(cpu, event);
+        P::fault_event(cpu, event);
+    }
+
     pub fn set_per_vma_lock(&self, on: bool) {
         self.per_vma_lock.store(on, CoreOrdering::Relaxed);
     }

@@ -148,4 +148,9 @@ pub trait Platform: Rcu + Sized + Send + Sync + 'static {
     /// Lock-dependency annotation: `op` on the lock of class `class` whose
     /// identity is `key` (its address).
     fn lock_event(class: LockClass, key: usize, op: LockOp);
+
+    /// A fault-path event was counted on `cpu` (see `counters.rs`). The
+    /// kernel keeps machine-wide per-CPU counters with it; the default does
+    /// nothing.
+    fn fault_event(_cpu: usize, _event: crate::counters::Event) {}
 }

@@ -20,6 +20,11 @@ pub struct PerCpu {
     /// gs:8, the stack pointer a `call_on_stack_recoverable` returns to if
     /// the callee overflows its stack (0 = not armed). Offset used by assembly.
     pub recovery_rsp: AtomicU64,
+    /// gs:16, the kernel stack top of the running user thread: `syscall`
+    /// entry switches to it. Offset used by assembly.
+    pub syscall_kernel_rsp: AtomicU64,
+    /// gs:24, scratch for the user stack pointer during `syscall` entry.
+    pub syscall_user_rsp: AtomicU64,
     pub cpu_id: u32,
     pub apic_id: AtomicU32,
     pub online: AtomicBool,
@@ -47,6 +52,8 @@ impl PerCpu {
         PerCpu {
             self_ptr: AtomicU64::new(0),
             recovery_rsp: AtomicU64::new(0),
+            syscall_kernel_rsp: AtomicU64::new(0),
+            syscall_user_rsp: AtomicU64::new(0),
             cpu_id,
             apic_id: AtomicU32::new(u32::MAX),
             online: AtomicBool::new(false),

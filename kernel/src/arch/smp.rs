@@ -106,6 +106,7 @@ pub fn init_this_cpu(cpu: usize) {
     gdt::init_this_cpu(percpu::this(), ist);
     trap::load_idt();
     apic::init_this_cpu();
+    crate::user::entry::init_this_cpu();
     percpu::this().apic_id.store(apic::id(), Ordering::Relaxed);
 }
 

@@ -71,7 +71,7 @@ isr_common:
 
 /// Registers saved on interrupt entry, lowest address first.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct TrapFrame {
     pub r15: u64,
     pub r14: u64,
@@ -218,7 +218,12 @@ const EXCEPTION_NAMES: [&str; 32] = [
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let pc = percpu::this();
-    pc.irq_depth.fetch_add(1, Ordering::Relaxed);
+    // Exceptions run in the context of the code that caused them (a user
+    // page fault may sleep); only interrupts count as interrupt context.
+    let is_irq = frame.vector >= 32;
+    if is_irq {
+        pc.irq_depth.fetch_add(1, Ordering::Relaxed);
+    }
     let was_idle = crate::rcu::irq_enter();
     match frame.vector as u8 {
         14 => page_fault(frame),
@@ -245,13 +250,29 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     crate::rcu::irq_exit(was_idle);
     // Leaving the outermost interrupt: the place to preempt the interrupted
     // task if the tick (or a wakeup) asked for it.
-    if pc.irq_depth.fetch_sub(1, Ordering::Relaxed) == 1 && frame.vector >= 32 {
+    if is_irq && pc.irq_depth.fetch_sub(1, Ordering::Relaxed) == 1 {
         crate::sched::preempt_on_irq_exit();
+    }
+    if frame.from_user() {
+        // Back to user mode: a quiescent state for RCU, and the moment a
+        // thread of a killed process leaves.
+        crate::rcu::note_user_return();
+        crate::user::check_killed();
     }
 }
 
 fn page_fault(frame: &mut TrapFrame) {
     let cr2 = cpu::read_cr2();
+    if frame.from_user() {
+        crate::user::fault::user_fault(frame, cr2);
+        return;
+    }
+    if cr2 < abi::mman::USER_END
+        && extable::fixup_for(frame.rip).is_some()
+        && crate::user::fault::kernel_fault_on_user(frame, cr2)
+    {
+        return; // the user page is there now: retry the copy
+    }
     if !frame.from_user()
         && let Some(fixup) = extable::fixup_for(frame.rip)
     {

@@ -57,6 +57,11 @@ pub fn init() {
     unsafe { h.heap.init(HEAP_BASE as *mut u8, INITIAL_SIZE as usize) };
 }
 
+/// Frames the heap has taken from the frame allocator (it never gives back).
+pub fn mapped_frames() -> usize {
+    ((HEAP.0.lock_irqsave().mapped_end - HEAP_BASE) / PAGE_SIZE) as usize
+}
+
 /// Bytes currently in use by allocations.
 pub fn used() -> usize {
     HEAP.0.lock_irqsave().heap.used()

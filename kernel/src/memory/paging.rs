@@ -38,10 +38,18 @@ fn table(pa: u64) -> &'static mut [u64; 512] {
     unsafe { &mut *(phys_to_virt(pa) as *mut [u64; 512]) }
 }
 
+/// Kernel page-table pages allocated since boot (never freed).
+static TABLE_FRAMES: AtomicU64 = AtomicU64::new(0);
+
+pub fn kernel_table_frames() -> usize {
+    TABLE_FRAMES.load(Ordering::Relaxed) as usize
+}
+
 /// The next-level table under `entry`, allocating it if absent.
 fn next_table(entry: &mut u64) -> u64 {
     if *entry & PRESENT == 0 {
         let pa = frame::alloc_zeroed().expect("out of memory for kernel page tables");
+        TABLE_FRAMES.fetch_add(1, Ordering::Relaxed);
         *entry = pa | PRESENT | WRITABLE;
     }
     assert!(

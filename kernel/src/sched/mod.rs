@@ -153,17 +153,47 @@ pub fn init_ap_and_idle() -> ! {
 }
 
 fn new_task(name: String, entry: Box<dyn FnOnce() + Send>) -> Arc<Task> {
-    let stack = KernelStack::new().expect("out of memory for a kernel stack");
+    new_task_in(name, entry, None).expect("out of memory for a kernel stack")
+}
+
+fn new_task_in(
+    name: String,
+    entry: Box<dyn FnOnce() + Send>,
+    user: Option<Arc<crate::user::Process>>,
+) -> Option<Arc<Task>> {
+    let stack = KernelStack::new()?;
     let top = stack.top();
-    let t = Arc::new(Task::new(
+    let mut task = Task::new(
         NEXT_ID.fetch_add(1, Ordering::Relaxed),
         name,
         Some(stack),
         Some(entry),
-    ));
+    );
+    task.user = user;
+    let t = Arc::new(task);
     // SAFETY: the task is new; nothing else can see its `rsp` yet.
     unsafe { *t.rsp.get() = switch::initial_stack(top) };
-    t
+    Some(t)
+}
+
+/// A thread of a user process: a task whose kernel entry `f` ends by
+/// entering user mode. None if out of memory.
+pub fn spawn_user(
+    name: &str,
+    process: Arc<crate::user::Process>,
+    cpu: Option<usize>,
+    f: impl FnOnce() + Send + 'static,
+) -> Option<Arc<Task>> {
+    let t = new_task_in(String::from(name), Box::new(f), Some(process))?;
+    let target = match cpu {
+        Some(c) => {
+            t.affinity.store(c, Ordering::Relaxed);
+            c
+        }
+        None => pick_cpu(),
+    };
+    enqueue(t.clone(), target);
+    Some(t)
 }
 
 /// Create a task running `f`, on `cpu` (pinned) or anywhere (None).
@@ -263,7 +293,16 @@ fn switch_away(preempted: bool) {
     let idle_ptr = rq.idle.load(Ordering::Relaxed);
     let next: Arc<Task> = {
         let mut q = rq.queue.lock();
-        if prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr) {
+        let moving = prev.pinned().is_some_and(|c| c != me);
+        if moving && prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr) {
+            // Pinned elsewhere since it last ran: hand it to that CPU.
+            prev.set_state(State::Runnable);
+            let target = prev.pinned().unwrap();
+            drop(q);
+            // SAFETY: as below.
+            enqueue(unsafe { clone_raw(prev_ptr) }, target);
+            q = rq.queue.lock();
+        } else if prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr) {
             if q.is_empty() {
                 // Nobody else wants this CPU: keep running.
                 drop(q);
@@ -318,6 +357,7 @@ fn switch_away(preempted: bool) {
     next.ran_on.fetch_or(1 << me, Ordering::Relaxed);
     rq.nr_switches.fetch_add(1, Ordering::Relaxed);
     set_label(rq, &next.name);
+    crate::user::switch_address_space(&next, me);
 
     let next_rsp = {
         // SAFETY: on_cpu serializes access to `rsp` (we own `next` now).
@@ -507,6 +547,12 @@ fn any_stealable() -> bool {
                 .iter()
                 .any(|t| t.pinned().is_none())
         })
+}
+
+/// Move the current task to `cpu` (its affinity must already say so).
+pub fn migrate_current(cpu: usize) {
+    debug_assert_eq!(current().pinned(), Some(cpu));
+    schedule();
 }
 
 /// Total context switches on a CPU (tests, benchmarks).

@@ -17,6 +17,7 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use core::cell::UnsafeCell;
 use core::panic::Location;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -69,8 +70,10 @@ pub struct Task {
     /// Locks held, for lockdep; touched only by the task itself with
     /// interrupts disabled.
     pub held: UnsafeCell<([Option<HeldLock>; MAX_HELD_LOCKS], usize)>,
-    /// Process this task belongs to (user threads), as an opaque id; 0 = kernel.
-    pub process: AtomicU64,
+    /// The process this task is a thread of (None: a kernel task).
+    pub user: Option<Arc<crate::user::Process>>,
+    /// User-thread state touched only by the thread itself.
+    pub uthread: UnsafeCell<crate::user::ThreadState>,
 }
 
 // SAFETY: the `UnsafeCell` fields are touched only under the protocol
@@ -103,7 +106,8 @@ impl Task {
             ran_on: AtomicU64::new(0),
             wake_at: AtomicU64::new(0),
             held: UnsafeCell::new(([None; MAX_HELD_LOCKS], 0)),
-            process: AtomicU64::new(0),
+            user: None,
+            uthread: UnsafeCell::new(crate::user::ThreadState::default()),
         }
     }
 

@@ -35,7 +35,7 @@ impl RcuWait {
     }
 
     #[track_caller]
-    pub fn wait_until(&self, cond: impl Fn() -> bool) {
+    pub fn wait_until(&self, mut cond: impl FnMut() -> bool) {
         if cond() {
             return;
         }

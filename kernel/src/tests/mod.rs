@@ -6,3 +6,4 @@ mod rcu;
 mod sched;
 mod selftest;
 mod smp;
+mod user;

@@ -2,10 +2,14 @@
 //! the VMA read lock (counted as per-VMA successes) even while a writer
 //! thread holds `mmap_lock` for write over and over.
 //!
-//! By the lock protocol (DESIGN.md §3) nothing in this workload may fall
+//! By the lock protocol (DESIGN.md §3) the writer never makes a worker fall
 //! back: each worker faults only in its own VMA, which no one write-locks
 //! while it faults, and the writer's write lock does not block VMA readers.
-//! So the test asserts zero fallbacks, and successes on every worker's CPU.
+//! One fallback per fresh VMA is expected all the same: its first fault
+//! must set up what later faults share (Linux's anon_vma_prepare), which
+//! only `mmap_lock` may do, so `mm` asks to retry there. So each CPU must
+//! show a per-VMA success for every other fault, and at most one retry per
+//! round.
 #![no_std]
 #![no_main]
 
@@ -34,16 +38,17 @@ fn main(_args: Args) -> i32 {
     );
     for (cpu, c) in r.counters.iter().enumerate() {
         check!(
-            c.success >= r.worker_faults[cpu],
-            "CPU {cpu}: {} per-VMA successes for {} worker faults ({c:?})",
+            c.success + ROUNDS >= r.worker_faults[cpu] && c.retry <= ROUNDS,
+            "CPU {cpu}: {} per-VMA successes, {} retries for {} worker faults in {ROUNDS} fresh VMAs ({c:?})",
             c.success,
+            c.retry,
             r.worker_faults[cpu]
         );
     }
     check!(
-        t.fallback == 0,
-        "{} faults fell back to mmap_lock",
-        t.fallback
+        t.abort == 0,
+        "{} faults aborted the per-VMA path (a VMA lock was not taken)",
+        t.abort
     );
     check!(t.segv == 0, "{} bad faults", t.segv);
     println!("ok: every CPU's faults took the per-VMA path while the writer ran");

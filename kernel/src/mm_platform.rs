@@ -1,0 +1,181 @@
+//! The kernel's side of the `mm` crate's platform contract
+//! (`mm/src/platform.rs` says what each function must guarantee).
+//!
+//! This file is the whole boundary: `mm` reaches CPUs, sleeping, RCU,
+//! frames, TLBs and lockdep only through `Kernel`.
+
+use alloc::boxed::Box;
+use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use mm::counters::Event;
+use mm::platform::{LockClass, LockOp, Platform, Rcu, RwSemaphore, WaitSlot};
+
+use crate::arch::percpu::{self, MAX_CPUS};
+use crate::arch::{cpu, smp};
+use crate::memory::{frame, phys_to_virt};
+use crate::sync::{RcuWait, RwSem};
+use crate::{lockdep, rcu};
+
+/// The platform type every kernel address space is parameterized with.
+pub struct Kernel;
+
+impl Rcu for Kernel {
+    type ReadGuard = rcu::RcuReadGuard;
+
+    fn read_lock() -> Self::ReadGuard {
+        rcu::read_lock()
+    }
+
+    fn call_rcu(callback: Box<dyn FnOnce() + Send>) {
+        rcu::call_rcu(callback);
+    }
+
+    fn synchronize() {
+        rcu::synchronize_rcu();
+    }
+}
+
+pub struct Slot(RcuWait);
+
+impl WaitSlot for Slot {
+    fn new() -> Self {
+        Slot(RcuWait::new())
+    }
+
+    fn wait_until(&self, cond: impl FnMut() -> bool) {
+        self.0.wait_until(cond);
+    }
+
+    fn wake_up(&self) {
+        self.0.wake_up();
+    }
+}
+
+pub struct MmapLock(RwSem);
+
+impl RwSemaphore for MmapLock {
+    fn new() -> Self {
+        MmapLock(RwSem::new())
+    }
+    fn read_lock(&self) {
+        self.0.read_lock();
+    }
+    fn read_unlock(&self) {
+        self.0.read_unlock();
+    }
+    fn write_lock(&self) {
+        self.0.write_lock();
+    }
+    fn write_unlock(&self) {
+        self.0.write_unlock();
+    }
+}
+
+/// Machine-wide fault counters per CPU, in the order of `abi::fault::FaultCounters`
+/// (success, abort, retry, miss, fallback, segv).
+static FAULTS: [[AtomicU64; 6]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 6] }; MAX_CPUS];
+
+pub fn count_segv() {
+    FAULTS[percpu::cpu_id()][5].fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn fault_counters(cpu: usize) -> abi::fault::FaultCounters {
+    let f = |i: usize| FAULTS[cpu][i].load(Ordering::Relaxed);
+    abi::fault::FaultCounters {
+        success: f(0),
+        abort: f(1),
+        retry: f(2),
+        miss: f(3),
+        fallback: f(4),
+        segv: f(5),
+    }
+}
+
+/// The sums over all CPUs.
+pub fn fault_counters_total() -> abi::fault::FaultCounters {
+    (0..MAX_CPUS).fold(abi::fault::FaultCounters::default(), |acc, c| {
+        acc.sum(&fault_counters(c))
+    })
+}
+
+/// Flush `range` from this CPU's TLB if it is running the table at `root`.
+/// (Without PCIDs a CPU that switched to another table kept no entries of
+/// this one.) Many pages: one CR3 reload is cheaper than many `invlpg`s.
+fn flush_local(root: u64, range: &Range<u64>) {
+    if cpu::read_cr3() & !0xFFF != root {
+        return;
+    }
+    let pages = (range.end - range.start) / 4096;
+    if pages > 32 {
+        crate::memory::paging::flush_tlb_local();
+    } else {
+        let mut va = range.start;
+        while va < range.end {
+            cpu::invlpg(va);
+            va += 4096;
+        }
+    }
+}
+
+impl Platform for Kernel {
+    type WaitSlot = Slot;
+    type RwSemaphore = MmapLock;
+
+    fn cpu_id() -> usize {
+        percpu::cpu_id()
+    }
+
+    fn cpu_count() -> usize {
+        // Ids are dense from 0; the MADT order gives every CPU an id below
+        // the number started.
+        percpu::online_count().max(1)
+    }
+
+    fn alloc_frame() -> Option<u64> {
+        frame::alloc()
+    }
+
+    fn free_frame(pa: u64) {
+        frame::free(pa);
+    }
+
+    fn frame_ptr(pa: u64) -> *mut u8 {
+        phys_to_virt(pa)
+    }
+
+    fn tlb_shootdown(root: u64, cpus: u64, range: Range<u64>) {
+        // One round of IPIs for the whole operation (mm batches per call).
+        let me = percpu::cpu_id();
+        smp::call_on_cpus((cpus & smp::online_mask()) | (1 << me), &|| {
+            flush_local(root, &range)
+        });
+    }
+
+    fn lock_event(class: LockClass, key: usize, op: LockOp) {
+        let class = match class {
+            LockClass::MmapLock => "mmap_lock",
+            LockClass::VmaLock => "vma_lock",
+        };
+        match op {
+            LockOp::AcquireRead => {
+                lockdep::acquire(key, class, core::panic::Location::caller(), true)
+            }
+            LockOp::AcquireWrite => {
+                lockdep::acquire(key, class, core::panic::Location::caller(), false)
+            }
+            LockOp::Release => lockdep::release(key, core::panic::Location::caller()),
+        }
+    }
+
+    fn fault_event(cpu: usize, event: Event) {
+        let i = match event {
+            Event::Success => 0,
+            Event::Abort => 1,
+            Event::Retry => 2,
+            Event::Miss => 3,
+            Event::Fallback => 4,
+        };
+        FAULTS[cpu % MAX_CPUS][i].fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,269 @@
+//! User processes: an address space (`mm::Mm`), threads running in ring 3,
+//! and what happens when one of them faults or exits.
+//!
+//! Lifetime: a `Process` lives while any of its threads (tasks whose `user`
+//! points at it) or a waiter holds it. The address space is torn down when
+//! the last thread exits, on that thread, after it switched to the kernel's
+//! own page table, so no CPU can still be using the process's tables.
+
+mod elf;
+pub mod entry;
+pub mod fault;
+pub mod syscall;
+pub mod uaccess;
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+
+use mm::mm::{MapAt, Mm, MmRef};
+use mm::vma_cache::VmaCache;
+
+use crate::arch::trap::TrapFrame;
+use crate::arch::{cpu, percpu};
+use crate::memory::{paging, phys_to_virt};
+use crate::mm_platform::Kernel;
+use crate::sched::{self, Task};
+use crate::sync::SpinLock;
+use crate::sync::waitqueue::WaitQueue;
+
+mod programs {
+    include!(concat!(env!("OUT_DIR"), "/user_programs.rs"));
+}
+pub use programs::PROGRAMS;
+
+/// Top of the first thread's stack, and its size (demand-faulted).
+const STACK_TOP: u64 = 0x7fff_0000_0000;
+const STACK_SIZE: u64 = 1 << 20;
+
+pub struct Process {
+    pub id: u64,
+    pub name: String,
+    pub args: String,
+    mm: SpinLock<Option<MmRef<Kernel>>>,
+    /// The page-table root, fixed for the life of the process.
+    pub root: u64,
+    threads: SpinLock<Vec<Arc<Task>>>,
+    live: AtomicUsize,
+    /// Set by EXIT or a fatal fault: every thread leaves at its next return
+    /// to user mode.
+    pub killed: AtomicBool,
+    pub exit_code: AtomicI32,
+    done: AtomicBool,
+    exited: WaitQueue,
+}
+
+/// Per-thread user state (touched only by the thread itself).
+#[derive(Default)]
+pub struct ThreadState {
+    pub fault_handler: u64,
+    pub fault_stack: u64,
+    /// The interrupted context while the fault handler runs.
+    pub saved: Option<SavedFrame>,
+}
+
+#[derive(Clone, Copy)]
+pub struct SavedFrame(pub [u64; 22]);
+
+static NEXT_PID: AtomicU64 = AtomicU64::new(1);
+static VMA_CACHE: spin::Once<Arc<VmaCache<Kernel>>> = spin::Once::new();
+
+impl Process {
+    /// The address space, while the process is alive.
+    pub fn with_mm<R>(&self, f: impl FnOnce(&Mm<Kernel>) -> R) -> Option<R> {
+        let m = self.mm.lock().clone();
+        m.map(|m| f(&m))
+    }
+}
+
+fn current_thread() -> &'static Task {
+    sched::current()
+}
+
+/// The process of the running thread (panics in a kernel task).
+pub fn current_process() -> &'static Arc<Process> {
+    current_thread().user.as_ref().expect("not a user thread")
+}
+
+/// The thread's own user state.
+#[allow(clippy::mut_from_ref)]
+pub fn thread_state() -> &'static mut ThreadState {
+    // SAFETY: only the thread itself touches its `uthread`, from its own
+    // syscalls and faults, which do not nest with each other.
+    unsafe { &mut *current_thread().uthread.get() }
+}
+
+/// Called by the scheduler before switching to `next` on `cpu`: load its
+/// page table and give traps from user mode its kernel stack.
+pub fn switch_address_space(next: &Task, cpu_id: usize) {
+    let root = match &next.user {
+        Some(p) => {
+            let top = next.stack.as_ref().map(|s| s.top()).unwrap_or(0);
+            let pc = percpu::this();
+            pc.syscall_kernel_rsp.store(top, Ordering::Relaxed);
+            // SAFETY: this CPU's TSS, written only by this CPU; the CPU reads
+            // rsp0 only on the next trap from ring 3, which runs `next`.
+            unsafe { (*pc.tss.get()).rsp[0] = top };
+            // Mark the CPU before loading the table, so a TLB shootdown
+            // that changes entries after this point sends us an IPI.
+            if let Some(m) = p.mm.lock().as_ref() {
+                m.note_cpu(cpu_id);
+            }
+            p.root
+        }
+        None => paging::kernel_pml4(),
+    };
+    if cpu::read_cr3() & !0xFFF != root {
+        // SAFETY: both kinds of table map the whole kernel half (a process's
+        // PML4 copies the kernel's entries 256..512 at creation).
+        unsafe { cpu::write_cr3(root) };
+    }
+}
+
+fn new_process(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
+    let cache = VMA_CACHE.call_once(|| Arc::new(VmaCache::new())).clone();
+    let mm = Mm::new(cache).map_err(|_| "out of memory for an address space")?;
+    let root = mm.page_table_root();
+    // Share the kernel half: PDPTs for every kernel slot exist from boot.
+    let kernel = phys_to_virt(paging::kernel_pml4()) as *const u64;
+    let user = phys_to_virt(root) as *mut u64;
+    for i in 256..512 {
+        // SAFETY: both are page-table frames reached through the direct map;
+        // the new table is not yet in use anywhere.
+        unsafe { user.add(i).write_volatile(kernel.add(i).read_volatile()) };
+    }
+    Ok(Arc::new(Process {
+        id: NEXT_PID.fetch_add(1, Ordering::Relaxed),
+        name: String::from(name),
+        args: String::from(args),
+        mm: SpinLock::new(Some(mm)),
+        root,
+        threads: SpinLock::new(Vec::new()),
+        live: AtomicUsize::new(0),
+        killed: AtomicBool::new(false),
+        exit_code: AtomicI32::new(0),
+        done: AtomicBool::new(false),
+        exited: WaitQueue::new(),
+    }))
+}
+
+/// Start a thread of `p` that enters user mode at `rip` with `rsp`.
+pub fn spawn_thread(
+    p: &Arc<Process>,
+    rip: u64,
+    rsp: u64,
+    arg: u64,
+    cpu: Option<usize>,
+) -> Option<Arc<Task>> {
+    p.live.fetch_add(1, Ordering::SeqCst);
+    let t = sched::spawn_user(&p.name, p.clone(), cpu, move || {
+        entry::to_user(rip, rsp, arg, 0, 0)
+    });
+    match &t {
+        Some(t) => p.threads.lock().push(t.clone()),
+        None => {
+            p.live.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    t
+}
+
+pub fn find_thread(p: &Process, tid: u64) -> Option<Arc<Task>> {
+    p.threads.lock().iter().find(|t| t.id == tid).cloned()
+}
+
+/// Start program `name` with argument string `args`.
+pub fn spawn(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
+    let image = PROGRAMS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or("no such program")?
+        .1;
+    let p = new_process(name, args)?;
+    p.live.fetch_add(1, Ordering::SeqCst);
+    let p2 = p.clone();
+    let t = sched::spawn_user(name, p.clone(), None, move || {
+        // Running on the new address space (the scheduler loaded it).
+        let loaded = p2.with_mm(|mm| -> Result<u64, &'static str> {
+            let entry = elf::load(image, mm)?;
+            mm.map(MapAt::Fixed(STACK_TOP - STACK_SIZE), STACK_SIZE, 3)
+                .map_err(|_| "no room for the stack")?;
+            Ok(entry)
+        });
+        let err = match loaded {
+            Some(Ok(entry)) => entry::to_user(entry, STACK_TOP, 0, 0, 0),
+            Some(Err(e)) => e,
+            None => "the process is gone",
+        };
+        crate::error!("process {} '{}': cannot start: {}", p2.id, p2.name, err);
+        kill_process(&p2, 127);
+        thread_exit(127)
+    })
+    .ok_or("out of memory for a thread")?;
+    p.threads.lock().push(t);
+    Ok(p)
+}
+
+/// Wait for a process to end; its exit code.
+pub fn wait(p: &Process) -> i32 {
+    p.exited.wait_until(|| p.done.load(Ordering::Acquire));
+    p.exit_code.load(Ordering::Relaxed)
+}
+
+/// Run a program to completion; its exit code.
+pub fn run(name: &str, args: &str) -> Result<i32, &'static str> {
+    let p = spawn(name, args)?;
+    let code = wait(&p);
+    // Reap the threads (their kernel stacks go when the last Arc does).
+    let threads = core::mem::take(&mut *p.threads.lock());
+    for t in &threads {
+        sched::join(t);
+    }
+    Ok(code)
+}
+
+/// End the whole process with `code` (EXIT, a fatal fault).
+pub fn kill_process(p: &Process, code: i32) {
+    if !p.killed.swap(true, Ordering::SeqCst) {
+        p.exit_code.store(code, Ordering::Relaxed);
+    }
+}
+
+/// End the current user thread. The last thread out tears the address
+/// space down.
+pub fn thread_exit(code: i64) -> ! {
+    let p = current_process().clone();
+    if p.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+        // Off the process's tables before freeing them.
+        // SAFETY: the kernel's table maps everything kernel code uses.
+        unsafe { cpu::write_cr3(paging::kernel_pml4()) };
+        let mm = p.mm.lock().take();
+        drop(mm);
+        p.done.store(true, Ordering::Release);
+        p.exited.wake_all();
+    }
+    drop(p);
+    sched::exit(code)
+}
+
+/// On every return to user mode: leave if the process is being killed.
+pub fn check_killed() {
+    if let Some(p) = &current_thread().user
+        && p.killed.load(Ordering::Relaxed)
+    {
+        cpu::enable_interrupts();
+        thread_exit(-1);
+    }
+}
+
+/// The `TrapFrame` as an array, to save and restore a whole user context.
+pub fn save_frame(f: &TrapFrame) -> SavedFrame {
+    // SAFETY: TrapFrame is repr(C) with 22 u64 fields.
+    SavedFrame(unsafe { core::mem::transmute_copy(f) })
+}
+
+pub fn restore_frame(f: &mut TrapFrame, s: &SavedFrame) {
+    // SAFETY: as above.
+    *f = unsafe { core::mem::transmute_copy(&s.0) };
+}

@@ -1,0 +1,225 @@
+//! System calls: decode, validate, act. Every argument is checked; a bad
+//! one is an error code (docs/syscalls.md lists them), never a crash.
+
+use abi::errno::{Errno, encode};
+use abi::mman::{self, Placement};
+use abi::nr;
+use core::sync::atomic::Ordering;
+use mm::mm::MapAt;
+
+use super::uaccess::{copy_from_user, copy_to_user};
+use super::{current_process, find_thread, restore_frame, thread_exit, thread_state};
+use crate::arch::trap::TrapFrame;
+use crate::arch::{cpu, percpu};
+use crate::{mm_platform, sched, time};
+
+type SysResult = Result<u64, Errno>;
+
+fn is_user_code_addr(a: u64) -> bool {
+    (mman::USER_START..mman::USER_END).contains(&a)
+}
+
+/// Entry from `syscall_entry`; returns non-zero if the return must use
+/// `iretq` (a restored fault context, or a RIP `sysretq` cannot take).
+#[unsafe(no_mangle)]
+extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> u64 {
+    cpu::enable_interrupts();
+    let (n, a0, a1, a2, a3) = (frame.rax, frame.rdi, frame.rsi, frame.rdx, frame.r10);
+    let mut iret = false;
+    let r = match n {
+        nr::EXIT => {
+            super::kill_process(current_process(), a0 as i32);
+            thread_exit(a0 as i32 as i64)
+        }
+        nr::THREAD_EXIT => thread_exit(a0 as i32 as i64),
+        nr::THREAD_SPAWN => thread_spawn(a0, a1, a2),
+        nr::THREAD_JOIN => thread_join(a0),
+        nr::WRITE => write(a0, a1),
+        nr::MMAP => mmap(a0, a1, a2, a3),
+        nr::MUNMAP => munmap(a0, a1),
+        nr::MPROTECT => mprotect(a0, a1, a2),
+        nr::YIELD => {
+            sched::yield_now();
+            Ok(0)
+        }
+        nr::PIN => pin(a0),
+        nr::CPU_ID => Ok(percpu::cpu_id() as u64),
+        nr::CPU_COUNT => Ok(percpu::online_count() as u64),
+        nr::CLOCK_NS => Ok(time::uptime_ns()),
+        nr::NANOSLEEP => {
+            sched::sleep_ns(a0);
+            Ok(0)
+        }
+        nr::FAULT_COUNTERS => fault_counters(a0, a1),
+        nr::SET_FAULT_HANDLER => set_fault_handler(a0, a1),
+        nr::FAULT_RETURN => {
+            iret = true;
+            fault_return(frame, a0)
+        }
+        nr::GET_ARGS => get_args(a0, a1),
+        nr::SET_PER_VMA => set_per_vma(a0),
+        _ => Err(Errno::ENOSYS),
+    };
+    if !(iret && r.is_ok()) {
+        frame.rax = encode(r);
+    }
+    super::check_killed();
+    cpu::disable_interrupts();
+    // sysret needs a canonical user RIP (else it faults in ring 0).
+    u64::from(iret || !is_user_code_addr(frame.rip))
+}
+
+fn thread_spawn(entry: u64, stack_top: u64, arg: u64) -> SysResult {
+    if !is_user_code_addr(entry)
+        || !is_user_code_addr(stack_top.wrapping_sub(1))
+        || stack_top % 16 != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let t =
+        super::spawn_thread(current_process(), entry, stack_top, arg, None).ok_or(Errno::ENOMEM)?;
+    Ok(t.id)
+}
+
+fn thread_join(tid: u64) -> SysResult {
+    if tid == sched::current().id {
+        return Err(Errno::EINVAL);
+    }
+    let t = find_thread(current_process(), tid).ok_or(Errno::ESRCH)?;
+    let code = sched::join(&t);
+    Ok(abi::thread::exit_code_to_ret(code as i32))
+}
+
+fn write(buf: u64, len: u64) -> SysResult {
+    let mut done = 0;
+    let mut chunk = [0u8; 256];
+    while done < len {
+        let n = (len - done).min(chunk.len() as u64) as usize;
+        copy_from_user(&mut chunk[..n], buf + done)?;
+        crate::console::write_bytes(&chunk[..n]);
+        done += n as u64;
+    }
+    Ok(len)
+}
+
+fn map_err(e: mm::mm::MmError) -> Errno {
+    Errno(e.errno() as u16)
+}
+
+fn mmap(addr: u64, len: u64, prot: u64, flags: u64) -> SysResult {
+    let req = mman::check_mmap(addr, len, prot, flags)?;
+    // One mapping larger than all of memory can never be backed.
+    if req.len > crate::memory::frame::total_count() as u64 * 4096 * 16 {
+        return Err(Errno::ENOMEM);
+    }
+    let at = match req.placement {
+        Placement::Fixed(a) => MapAt::Fixed(a),
+        Placement::Anywhere { hint: Some(h) } => MapAt::Hint(h),
+        Placement::Anywhere { hint: None } => MapAt::Any,
+    };
+    current_process()
+        .with_mm(|mm| mm.map(at, req.len, req.prot as u32))
+        .ok_or(Errno::ESRCH)?
+        .map_err(map_err)
+}
+
+fn munmap(addr: u64, len: u64) -> SysResult {
+    let (start, end) = mman::check_range(addr, len)?;
+    current_process()
+        .with_mm(|mm| mm.unmap(start, end - start))
+        .ok_or(Errno::ESRCH)?
+        .map_err(map_err)?;
+    Ok(0)
+}
+
+fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
+    let (start, end) = mman::check_range(addr, len)?;
+    let prot = mman::check_prot(prot)?;
+    current_process()
+        .with_mm(|mm| mm.protect(start, end - start, prot as u32))
+        .ok_or(Errno::ESRCH)?
+        .map_err(map_err)?;
+    Ok(0)
+}
+
+fn pin(cpu: u64) -> SysResult {
+    let t = sched::current();
+    if cpu == nr::UNPIN {
+        t.affinity
+            .store(crate::sched::task::NO_CPU, Ordering::Relaxed);
+        return Ok(0);
+    }
+    let c = cpu as usize;
+    if c >= percpu::MAX_CPUS || !percpu::get(c).online.load(Ordering::Acquire) {
+        return Err(Errno::EINVAL);
+    }
+    t.affinity.store(c, Ordering::Relaxed);
+    // Move now: yield until the scheduler has put us there.
+    while percpu::cpu_id() != c {
+        sched::migrate_current(c);
+    }
+    Ok(0)
+}
+
+fn fault_counters(buf: u64, len: u64) -> SysResult {
+    let n = (len as usize).min(percpu::online_count());
+    for cpu in 0..n {
+        let c = mm_platform::fault_counters(cpu);
+        // SAFETY: FaultCounters is repr(C), six u64: plain bytes.
+        let bytes: [u8; 48] = unsafe { core::mem::transmute(c) };
+        copy_to_user(buf + 48 * cpu as u64, &bytes)?;
+    }
+    Ok(n as u64)
+}
+
+fn set_fault_handler(entry: u64, stack_top: u64) -> SysResult {
+    let ts = thread_state();
+    if entry == 0 {
+        ts.fault_handler = 0;
+        return Ok(0);
+    }
+    if !is_user_code_addr(entry) || !is_user_code_addr(stack_top.wrapping_sub(1)) {
+        return Err(Errno::EINVAL);
+    }
+    ts.fault_handler = entry;
+    ts.fault_stack = stack_top & !0xF;
+    Ok(0)
+}
+
+fn fault_return(frame: &mut TrapFrame, resume_rip: u64) -> SysResult {
+    let ts = thread_state();
+    let saved = ts.saved.take().ok_or(Errno::EINVAL)?;
+    if resume_rip != 0 && !is_user_code_addr(resume_rip) {
+        ts.saved = Some(saved);
+        return Err(Errno::EINVAL);
+    }
+    restore_frame(frame, &saved);
+    if resume_rip != 0 {
+        frame.rip = resume_rip;
+    }
+    // The restored context is a user one: keep its selectors and IF sane.
+    frame.cs = u64::from(crate::arch::gdt::USER_CS);
+    frame.ss = u64::from(crate::arch::gdt::USER_DS);
+    frame.rflags = (frame.rflags & 0xCD5) | 0x202;
+    Ok(0)
+}
+
+fn get_args(buf: u64, len: u64) -> SysResult {
+    let args = current_process().args.as_bytes();
+    let n = args.len().min(len as usize);
+    copy_to_user(buf, &args[..n])?;
+    Ok(n as u64)
+}
+
+fn set_per_vma(on: u64) -> SysResult {
+    if on > 1 {
+        return Err(Errno::EINVAL);
+    }
+    current_process()
+        .with_mm(|mm| {
+            let old = mm.per_vma_lock();
+            mm.set_per_vma_lock(on == 1);
+            u64::from(old)
+        })
+        .ok_or(Errno::ESRCH)
+}
