@@ -60,8 +60,19 @@ gdb:
 	cargo build -p tests --bins
 	scripts/gdb.sh $(HOST_BIN)/qemu-run $(KERNEL) $(TARGET_DIR)/gdb-serial.log
 
+# Every figure the project records (docs/benchmarks.md): the kernel's
+# (release build, lockdep off; `bench NAME VALUE UNIT` lines) at SMP=1 and
+# SMP=4, then the mm crate's host benchmarks.
+BENCH_KERNEL := $(TARGET_DIR)/x86_64-target/release/kernel
+
 bench:
-	@echo "no benchmarks yet"
+	@scripts/ensure-deps.sh
+	cargo kbuild --release
+	cargo build -p tests --bins
+	$(HOST_BIN)/qemu-run --mode run --smp 1 --append "mode=bench $(APPEND)" $(BENCH_KERNEL)
+	$(HOST_BIN)/qemu-run --mode run --smp 4 --append "mode=bench $(APPEND)" $(BENCH_KERNEL)
+	cargo run --release -p mm --example mmbench
+	cargo run --release -p mm --example tree_bench
 
 clippy:
 	cargo clippy -p mm -p tests --all-targets -- -D warnings
