@@ -24,14 +24,20 @@ pub enum Accel {
 }
 
 /// How TCG maps virtual CPUs onto host threads.
+///
+/// Neither choice is always faster when virtual CPUs outnumber host CPUs:
+/// `multi` suffers when the host preempts a thread holding a guest spinlock
+/// (the others spin through whole host time slices), `single` when a CPU
+/// spins waiting for another, which only runs at its next round-robin turn.
+/// Measured on a 2-core host, all kernel tests: an early kernel took 278 s at
+/// SMP=8 with `multi` and 1 s with `single`; a later one hung in an rwsem test
+/// at SMP=8 with `single` (that test alone: 1.3 s with `multi`). Hence the
+/// `TCG_THREAD=` override.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcgThread {
     /// `multi` when every virtual CPU can have a host CPU, `single` otherwise.
     Auto,
-    /// One host thread per virtual CPU: true parallelism. With more virtual
-    /// CPUs than host CPUs, the host preempts threads that hold guest
-    /// spinlocks and the others spin for whole time slices (a 16-CPU test
-    /// run on 2 host cores went from about 1 s to over 300 s).
+    /// One host thread per virtual CPU: true parallelism.
     Multi,
     /// One host thread runs every virtual CPU in turn.
     Single,
