@@ -227,6 +227,9 @@ fn pick_cpu() -> usize {
 
 fn enqueue(t: Arc<Task>, cpu: usize) {
     t.cpu.store(cpu, Ordering::Relaxed);
+    let _ = t
+        .placed_on
+        .compare_exchange(task::NO_CPU, cpu, Ordering::Relaxed, Ordering::Relaxed);
     RQ[cpu].queue.lock_irqsave().push_back(t);
     if cpu != percpu::cpu_id() {
         // Wake a halted CPU; a busy one picks the task up at its next tick.
@@ -319,7 +322,16 @@ fn switch_away(preempted: bool) {
             // SAFETY: as above.
             q.push_back(unsafe { clone_raw(prev_ptr) });
         }
-        match q.pop_front() {
+        // Never wait for a task still being switched out elsewhere: two CPUs
+        // each waiting for the other's outgoing task would deadlock. Skip
+        // such a task (it stays queued; `need_resched` brings us back).
+        let ready = q.iter().position(|t| {
+            core::ptr::eq(Arc::as_ptr(t), prev_ptr) || !t.on_cpu.load(Ordering::Acquire)
+        });
+        if ready.is_none() && !q.is_empty() {
+            rq.need_resched.store(true, Ordering::Relaxed);
+        }
+        match ready.and_then(|i| q.remove(i)) {
             Some(t) => t,
             None => {
                 drop(q);
@@ -344,10 +356,9 @@ fn switch_away(preempted: bool) {
         return;
     }
 
-    // Wait until the CPU that last ran `next` has switched off its stack.
-    while next.on_cpu.load(Ordering::Acquire) {
-        cpu::pause();
-    }
+    // We only pick tasks whose on_cpu we saw false (Acquire: their saved
+    // context is visible), and only we can set it again now.
+    debug_assert!(!next.on_cpu.load(Ordering::Acquire));
     next.on_cpu.store(true, Ordering::Relaxed);
     if !core::ptr::eq(Arc::as_ptr(&next), idle_ptr) {
         next.set_state(State::Running);
@@ -408,7 +419,10 @@ fn steal(me: usize) -> Option<Arc<Task>> {
         .filter(|&c| c != me)
         .max_by_key(|&c| RQ[c].queue.lock().len())?;
     let mut q = RQ[victim].queue.lock();
-    let i = q.iter().position(|t| t.pinned().is_none())?;
+    // Only a task no CPU is still switching out (see `switch_away`).
+    let i = q
+        .iter()
+        .position(|t| t.pinned().is_none() && !t.on_cpu.load(Ordering::Acquire))?;
     q.remove(i)
 }
 

@@ -53,6 +53,8 @@ pub struct Task {
     pub on_cpu: AtomicBool,
     /// The CPU whose run queue holds (or last held) this task.
     pub cpu: AtomicUsize,
+    /// The CPU whose queue the task was first put on (tests, diagnostics).
+    pub placed_on: AtomicUsize,
     /// Pinned to this CPU, or NO_CPU.
     pub affinity: AtomicUsize,
     /// Saved stack pointer while not running.
@@ -97,6 +99,7 @@ impl Task {
             on_cpu: AtomicBool::new(false),
             cpu: AtomicUsize::new(0),
             affinity: AtomicUsize::new(NO_CPU),
+            placed_on: AtomicUsize::new(NO_CPU),
             rsp: UnsafeCell::new(0),
             stack,
             entry: UnsafeCell::new(entry),

@@ -39,18 +39,24 @@ ktest!(
                 })
             })
             .collect();
-        let mut cpus = 0u64;
+        let placed: Vec<usize> = tasks
+            .iter()
+            .map(|t| t.placed_on.load(Ordering::Relaxed))
+            .collect();
+        // Placement spread them over every CPU; where each finally ran
+        // depends on stealing (under single-threaded TCG a slow virtual CPU
+        // may have all its tasks stolen), so only the placement is asserted.
+        let placed = placed.iter().fold(0u64, |m, c| m | (1 << c));
         for t in &tasks {
             kassert_eq!(sched::join(t), 0);
-            cpus |= t.ran_on.load(Ordering::Relaxed);
         }
         kassert_eq!(done.load(Ordering::Relaxed), N);
         let online = crate::arch::smp::online_mask();
         kassert_eq!(
-            cpus & online,
+            placed & online,
             online,
-            "tasks ran on CPUs {:#x} of {:#x}",
-            cpus,
+            "tasks were placed on CPUs {:#x} of {:#x}",
+            placed,
             online
         );
         Ok(())
