@@ -17,6 +17,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::{cpu, percpu};
 use crate::sched::{self, State, preempt};
+use crate::sync::waitqueue::WaitQueue;
 use crate::sync::{Mutex, RcuWait, RwSem, SpinLock};
 use crate::{println_raw, rcu, time};
 
@@ -46,7 +47,8 @@ pub fn run() {
     uncontended();
     context_switch_one_cpu();
     if cpus >= 2 {
-        rcuwait_ping_pong(cpus - 2, cpus - 1);
+        ping_pong::<RcuWait>("rcuwait_handoff_cross_cpu", cpus - 2, cpus - 1);
+        ping_pong::<WaitQueue>("waitqueue_handoff_cross_cpu", cpus - 2, cpus - 1);
         mutex_handoff(cpus - 2, cpus - 1);
     } else {
         println_raw!("# cross-CPU figures need SMP >= 2: skipped");
@@ -188,17 +190,48 @@ fn context_switch_one_cpu() {
     report("context_switch_same_cpu", runs, "ns");
 }
 
-/// Two tasks on two CPUs pass a token, each sleeping in its own `RcuWait`
-/// until the token is its own (the pattern of `rcuwait_no_lost_wakeup`).
-/// One handoff = the waker's update and wakeup, an IPI, the other CPU
-/// leaving its idle halt and switching to the sleeper.
-fn rcuwait_ping_pong(a: usize, b: usize) {
+/// What a ping-pong side sleeps on.
+trait Sleeper: Send + Sync + 'static {
+    fn new() -> Self;
+    fn sleep_until(&self, cond: impl Fn() -> bool);
+    fn wake(&self);
+}
+
+impl Sleeper for RcuWait {
+    fn new() -> Self {
+        RcuWait::new()
+    }
+    fn sleep_until(&self, cond: impl Fn() -> bool) {
+        self.wait_until(cond);
+    }
+    fn wake(&self) {
+        self.wake_up();
+    }
+}
+
+impl Sleeper for WaitQueue {
+    fn new() -> Self {
+        WaitQueue::new()
+    }
+    fn sleep_until(&self, cond: impl Fn() -> bool) {
+        self.wait_until(cond);
+    }
+    fn wake(&self) {
+        self.wake_one();
+    }
+}
+
+/// Two tasks on two CPUs pass a token, each sleeping in its own `S` until
+/// the token is its own (the pattern of `rcuwait_no_lost_wakeup`). One
+/// handoff = the waker's update and wakeup, an IPI, the other CPU leaving
+/// its idle halt and switching to the sleeper.
+fn ping_pong<S: Sleeper>(name: &str, a: usize, b: usize) {
     const STOP: u64 = u64::MAX;
     let budget = cycles(RUN_MS);
     let runs = (0..RUNS)
         .map(|_| {
             let token = Arc::new(AtomicU64::new(0));
-            let waits = Arc::new([RcuWait::new(), RcuWait::new()]);
+            let waits = Arc::new([S::new(), S::new()]);
             let result = Arc::new(AtomicU64::new(0));
             let tasks: Vec<_> = [a, b]
                 .into_iter()
@@ -214,7 +247,7 @@ fn rcuwait_ping_pong(a: usize, b: usize) {
                                 let t = token.load(Ordering::Acquire);
                                 t == STOP || t % 2 == side as u64
                             };
-                            waits[side].wait_until(mine);
+                            waits[side].sleep_until(mine);
                             let t = token.load(Ordering::Acquire);
                             if t == STOP {
                                 break;
@@ -227,12 +260,12 @@ fn rcuwait_ping_pong(a: usize, b: usize) {
                                     // `t` handoffs so far; join publishes it.
                                     result.store(tenths_ns(now - t0, t), Ordering::Relaxed);
                                     token.store(STOP, Ordering::Release);
-                                    waits[1].wake_up();
+                                    waits[1].wake();
                                     break;
                                 }
                             }
                             token.store(t + 1, Ordering::Release);
-                            waits[1 - side].wake_up();
+                            waits[1 - side].wake();
                         }
                     })
                 })
@@ -243,7 +276,7 @@ fn rcuwait_ping_pong(a: usize, b: usize) {
             result.load(Ordering::Relaxed)
         })
         .collect();
-    report("rcuwait_handoff_cross_cpu", runs, "ns");
+    report(name, runs, "ns");
 }
 
 /// Mutex handoff between two CPUs: the holder on CPU `a` unlocks while the
