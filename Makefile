@@ -2,7 +2,7 @@
 # (qemu-run boots the kernel; test-suites runs everything `make test` counts)
 # and by cargo (`cargo kbuild` builds the kernel, see .cargo/config.toml).
 #
-#   make run                      boot with SMP=4, show the log, exit by itself
+#   make run [PROG=demo ARGS=..]  boot with SMP=4, run a user program, exit by itself
 #   make ktest SMP=N MEM=M ACCEL=tcg|kvm [KTEST=a,b] [APPEND="k=v"] [TIMEOUT=s]
 #   make test                     host tests, loom models, kernel tests at SMP=1 and 4
 #   make gdb                      QEMU waiting for GDB, and GDB with the symbols
@@ -18,6 +18,9 @@ MEM     ?= 256M
 ACCEL   ?= tcg
 TIMEOUT ?= 300
 KTEST   ?=
+# make run: the user program to run (user/src/bin/NAME.rs) and its arguments.
+PROG    ?= demo
+ARGS    ?=
 APPEND  ?=
 # qemu-run reads these from the environment.
 export SMP MEM ACCEL TCG_THREAD TIMEOUT KTEST APPEND QEMU QEMU_ARGS CPU
@@ -41,7 +44,7 @@ run:
 	@scripts/ensure-deps.sh
 	$(KBUILD)
 	cargo build -p tests --bins
-	$(HOST_BIN)/qemu-run --mode run $(KERNEL)
+	APPEND="prog=$(PROG) $(APPEND) -- $(ARGS)" $(HOST_BIN)/qemu-run --mode run $(KERNEL)
 
 ktest:
 	@scripts/ensure-deps.sh

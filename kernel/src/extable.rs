@@ -59,7 +59,7 @@ unsafe extern "C" {
 /// Read 8 bytes at a kernel address that may be unmapped. A page fault is
 /// turned into `None` by the exception table instead of a panic.
 pub fn probe_read_u64(addr: u64) -> Option<u64> {
-    if addr % 8 != 0 {
+    if !addr.is_multiple_of(8) {
         return None;
     }
     // SAFETY: the read instruction has an exception-table fixup, so an

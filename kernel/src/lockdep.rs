@@ -8,6 +8,7 @@
 //!   with locks held, are reported with the call sites;
 //! - sleeping while holding a spinlock (or inside an RCU read section, or in
 //!   an interrupt handler) is reported with the site of the spinlock.
+//!
 //! A lock-order checker builds on the same records (DESIGN.md §5).
 
 use core::panic::Location;

@@ -77,7 +77,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     );
     info!(
         "memory: {} MiB usable, {} frames free; TSC {} MHz; {}",
-        frame::total_count() * 4096 >> 20,
+        (frame::total_count() * 4096) >> 20,
         frame::free_count(),
         time::tsc_per_us(),
         if apic::x2apic() { "x2APIC" } else { "xAPIC" }

@@ -50,6 +50,7 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
     }
 }
 
+#[allow(dead_code)] // the full register set, for readers extending feature checks
 pub struct CpuidResult {
     pub eax: u32,
     pub ebx: u32,

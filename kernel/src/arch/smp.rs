@@ -8,6 +8,7 @@
 //!   caller waits for its request before it can post another. While waiting,
 //!   the caller answers requests posted to itself, so two CPUs calling each
 //!   other at once (even with interrupts off) cannot deadlock.
+//!
 //! (To run code in task context on chosen CPUs, see `sched::run_on_cpus`.)
 
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};

@@ -102,7 +102,7 @@ pub fn alloc_zeroed() -> Option<u64> {
 /// Return a frame. It must have come from `alloc` and be unused.
 pub fn free(pa: u64) {
     assert!(
-        pa % PAGE_SIZE == 0 && pa >= 0x10_0000,
+        pa.is_multiple_of(PAGE_SIZE) && pa >= 0x10_0000,
         "freeing a bad frame address {pa:#x}"
     );
     let mut a = ALLOC.lock_irqsave();

@@ -119,7 +119,6 @@ fn take_slot() -> u64 {
 
 /// Is `addr` inside some stack slot's guard page?
 pub fn is_guard_page(addr: u64) -> bool {
-    addr >= KSTACK_BASE
-        && addr < KSTACK_BASE + MAX_SLOTS * SLOT_SIZE
+    (KSTACK_BASE..KSTACK_BASE + MAX_SLOTS * SLOT_SIZE).contains(&addr)
         && (addr - KSTACK_BASE) % SLOT_SIZE < PAGE_SIZE
 }

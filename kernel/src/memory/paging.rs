@@ -13,7 +13,6 @@ use crate::sync::SpinLock;
 
 pub const PRESENT: u64 = 1 << 0;
 pub const WRITABLE: u64 = 1 << 1;
-pub const USER: u64 = 1 << 2;
 pub const WRITE_THROUGH: u64 = 1 << 3;
 pub const NO_CACHE: u64 = 1 << 4;
 pub const HUGE: u64 = 1 << 7;
@@ -125,7 +124,7 @@ fn map_2m(pml4: u64, va: u64, pa: u64, flags: u64) {
 
 /// Map one 4 KiB kernel page. Panics if it is already mapped.
 pub fn map_4k(va: u64, pa: u64, flags: u64) {
-    assert!(va >= DIRECT_MAP_BASE && va % PAGE_SIZE == 0);
+    assert!(va >= DIRECT_MAP_BASE && va.is_multiple_of(PAGE_SIZE));
     let _g = KERNEL_PT_LOCK.lock_irqsave();
     let pdpt = next_table(&mut table(kernel_pml4())[index(va, 3)]);
     let pd = next_table(&mut table(pdpt)[index(va, 2)]);
@@ -156,23 +155,6 @@ fn leaf_entry(va: u64) -> Option<&'static mut u64> {
         t = e & ADDR_MASK;
     }
     Some(&mut table(t)[index(va, 0)])
-}
-
-/// Physical address `va` maps to in the kernel tables, if mapped.
-pub fn translate(va: u64) -> Option<u64> {
-    let mut t = kernel_pml4();
-    for level in (0..=3).rev() {
-        let e = table(t)[index(va, level)];
-        if e & PRESENT == 0 {
-            return None;
-        }
-        if level == 0 || e & HUGE != 0 {
-            let size = 1u64 << (12 + 9 * level);
-            return Some((e & ADDR_MASK & !(size - 1)) + (va & (size - 1)));
-        }
-        t = e & ADDR_MASK;
-    }
-    None
 }
 
 /// Flush this CPU's non-global TLB entries.

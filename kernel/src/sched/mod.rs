@@ -87,11 +87,6 @@ fn rq() -> &'static RunQueue {
     &RQ[percpu::cpu_id()]
 }
 
-/// True once this CPU runs tasks (before that, sleeping is impossible).
-pub fn started() -> bool {
-    STARTED.load(Ordering::Acquire) && !rq().current.load(Ordering::Acquire).is_null()
-}
-
 /// The running task. Panics before the scheduler starts on this CPU.
 pub fn current() -> &'static Task {
     let p = rq().current.load(Ordering::Acquire);

@@ -43,6 +43,8 @@ pub struct HeldLock {
     pub lock: usize,
     pub class: &'static str,
     pub site: &'static Location<'static>,
+    /// Read (shared) or write hold; the order checker will need it.
+    #[allow(dead_code)]
     pub read: bool,
 }
 

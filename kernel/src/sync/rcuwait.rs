@@ -5,6 +5,7 @@
 //! - waiter: publish itself in the slot, mark itself blocked, full fence,
 //!   re-test the condition, and only then sleep;
 //! - waker: change the condition, full fence, look in the slot.
+//!
 //! Either the waiter's re-test sees the new condition, or the waker sees the
 //! waiter in the slot (and its blocked state) and wakes it.
 //!

@@ -20,10 +20,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::SpinLock;
 use super::waitqueue::WaitQueue;
 use crate::lockdep;
-use crate::sched::{self, Task};
 
 struct Waiter {
-    task: Arc<Task>,
     write: bool,
     granted: Arc<AtomicBool>,
 }
@@ -76,19 +74,6 @@ impl RwSem {
         lockdep::acquire(self.id(), "rwsem", Location::caller(), false);
     }
 
-    /// Take it for reading only if that needs no waiting.
-    #[track_caller]
-    pub fn try_read_lock(&self) -> bool {
-        let mut s = self.state.lock_irqsave();
-        if s.writer || !s.queue.is_empty() {
-            return false;
-        }
-        s.readers += 1;
-        drop(s);
-        lockdep::acquire(self.id(), "rwsem", Location::caller(), true);
-        true
-    }
-
     fn acquire(&self, write: bool) {
         let granted = {
             let mut s = self.state.lock_irqsave();
@@ -107,7 +92,6 @@ impl RwSem {
             }
             let granted = Arc::new(AtomicBool::new(false));
             s.queue.push_back(Waiter {
-                task: sched::clone_current(),
                 write,
                 granted: granted.clone(),
             });

@@ -131,13 +131,6 @@ impl<T: ?Sized> SpinLock<T> {
             site,
         }
     }
-
-    pub fn is_locked(&self) -> bool {
-        if virt_mode() {
-            return self.locked.load(Ordering::Relaxed);
-        }
-        self.next_ticket.load(Ordering::Relaxed) != self.now_serving.load(Ordering::Relaxed)
-    }
 }
 
 impl<T: ?Sized> Deref for SpinLockGuard<'_, T> {

@@ -54,7 +54,7 @@ ktest!(
                     drop(g);
                     n += 1;
                     reads.fetch_add(1, Ordering::Relaxed);
-                    if n % 16 == 0 {
+                    if n.is_multiple_of(16) {
                         sched::yield_now();
                     }
                 }

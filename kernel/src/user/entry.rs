@@ -118,7 +118,7 @@ pub fn init_this_cpu() {
     // sysret loads CS = base + 16 and SS = base + 8 (with RPL 3): base 0x10
     // gives USER_CS 0x23 and USER_DS 0x1b; syscall loads CS = KERNEL_CS.
     let star = (0x10u64 << 48) | (u64::from(KERNEL_CS) << 32);
-    debug_assert!(USER_CS == 0x23 && USER_DS == 0x1b);
+    const { assert!(USER_CS == 0x23 && USER_DS == 0x1b) };
     // SAFETY: the entry point and selectors are the kernel's own; FMASK
     // clears IF, DF, TF and AC on entry so the entry code runs with
     // interrupts off and a known direction flag.

@@ -8,7 +8,6 @@
 
 use abi::fault::FaultReason;
 use mm::fault::{Access, FaultOutcome, handle_fault_mmap_locked, handle_user_fault};
-use mm::vma::Prot;
 
 use super::{current_process, kill_process, save_frame, thread_exit, thread_state};
 use crate::arch::cpu;

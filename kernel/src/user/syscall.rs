@@ -72,7 +72,7 @@ extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> u64 {
 fn thread_spawn(entry: u64, stack_top: u64, arg: u64) -> SysResult {
     if !is_user_code_addr(entry)
         || !is_user_code_addr(stack_top.wrapping_sub(1))
-        || stack_top % 16 != 0
+        || !stack_top.is_multiple_of(16)
     {
         return Err(Errno::EINVAL);
     }

@@ -64,9 +64,3 @@ pub fn copy_to_user(dst: u64, src: &[u8]) -> Result<(), Errno> {
         Err(Errno::EFAULT)
     }
 }
-
-/// Is `rip` the user-copy instruction (the fault handler resolves faults
-/// there through the address space before giving up)?
-pub fn is_user_copy(rip: u64) -> bool {
-    crate::extable::fixup_for(rip).is_some()
-}

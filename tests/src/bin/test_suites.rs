@@ -168,7 +168,24 @@ fn run_all() -> io::Result<bool> {
     runner.cargo_suite(
         "host",
         "host.log",
-        cargo(&["test", "-p", "mm", "-p", "tests"], &[]),
+        cargo(&["test", "-p", "mm", "-p", "tests", "-p", "abi"], &[]),
+    )?;
+
+    // The user runtime's pure logic (argument parsing, formatting) on the host.
+    runner.cargo_suite(
+        "user runtime",
+        "user-rt.log",
+        cargo(
+            &[
+                "test",
+                "--manifest-path",
+                "user/Cargo.toml",
+                "-p",
+                "rt",
+                "--lib",
+            ],
+            &[],
+        ),
     )?;
 
     // 2. and 3. Loom models, in their own target directory: `--cfg loom`
@@ -182,7 +199,16 @@ fn run_all() -> io::Result<bool> {
     ];
     if Path::new(LOOM_FILE).is_file() {
         let cmd = cargo(
-            &["test", "-p", "mm", "--release", "--test", "loom"],
+            &[
+                "test",
+                "-p",
+                "mm",
+                "--release",
+                "--test",
+                "loom",
+                "--test",
+                "range_tree_loom",
+            ],
             &loom_env,
         );
         runner.cargo_suite("loom", "loom.log", cmd)?;
