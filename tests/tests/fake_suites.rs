@@ -75,8 +75,8 @@ fn all_green_sums_every_suite_and_skips_absent_loom_loudly() {
     let dir = scratch("green", false);
     let r = suites(&dir, &[("FAKE_QEMU", "pass")]);
     assert_eq!(r.code, 0, "{}", r.stdout);
-    // 7 host tests + 2 kernel tests at SMP=1 + 2 at SMP=4.
-    assert_eq!(last_line(&r), "11 passed, 0 failed");
+    // 7 host tests + 7 user-runtime tests + 2 kernel tests at SMP=1 + 2 at SMP=4.
+    assert_eq!(last_line(&r), "18 passed, 0 failed");
     assert!(r.stdout.contains("SKIPPED suite `loom`"), "{}", r.stdout);
     assert!(r.stdout.contains("SKIPPED suite `seed`"), "{}", r.stdout);
     assert!(r.stdout.contains("ktest SMP=1: 2 passed, 0 failed"));
@@ -95,7 +95,7 @@ fn seed_check_counts_a_caught_bug_as_a_pass() {
     );
     assert_eq!(r.code, 0, "{}", r.stdout);
     // 7 host + 3 loom + 1 seed + 4 kernel.
-    assert_eq!(last_line(&r), "15 passed, 0 failed");
+    assert_eq!(last_line(&r), "22 passed, 0 failed");
     assert!(!r.stdout.contains("SKIPPED"), "{}", r.stdout);
 }
 
@@ -107,7 +107,7 @@ fn seed_check_fails_when_the_bug_goes_unseen() {
         &[("FAKE_QEMU", "pass"), ("FAKE_CARGO", "seed-missed")],
     );
     assert_eq!(r.code, 1);
-    assert_eq!(last_line(&r), "14 passed, 1 failed");
+    assert_eq!(last_line(&r), "21 passed, 1 failed");
 }
 
 #[test]
@@ -121,5 +121,5 @@ fn a_failing_kernel_test_fails_make_test() {
         r.stdout
     );
     // 7 host + 1 passed per kernel run; 1 failed per kernel run.
-    assert_eq!(last_line(&r), "9 passed, 2 failed");
+    assert_eq!(last_line(&r), "16 passed, 2 failed");
 }
