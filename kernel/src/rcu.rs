@@ -94,6 +94,7 @@ pub struct RcuReadGuard {
     _not_send: PhantomData<*const ()>,
 }
 
+#[inline]
 pub fn read_lock() -> RcuReadGuard {
     preempt::disable();
     this().nesting.fetch_add(1, Ordering::Relaxed);
@@ -103,6 +104,7 @@ pub fn read_lock() -> RcuReadGuard {
 }
 
 impl Drop for RcuReadGuard {
+    #[inline]
     fn drop(&mut self) {
         this().nesting.fetch_sub(1, Ordering::Relaxed);
         preempt::enable();

@@ -98,6 +98,7 @@ pub fn install(cpu: usize) {
 }
 
 /// This CPU's data.
+#[inline]
 pub fn this() -> &'static PerCpu {
     if !READY.load(Ordering::Acquire) {
         return &CPUS[0];
@@ -112,6 +113,7 @@ pub fn this() -> &'static PerCpu {
     unsafe { &*(ptr as *const PerCpu) }
 }
 
+#[inline]
 pub fn cpu_id() -> usize {
     this().cpu_id as usize
 }

@@ -8,10 +8,12 @@ use core::sync::atomic::Ordering;
 
 use crate::arch::percpu;
 
+#[inline]
 pub fn count() -> usize {
     percpu::this().preempt_count.load(Ordering::Relaxed)
 }
 
+#[inline]
 pub fn disable() {
     // Relaxed: only this CPU reads or writes its own count (interrupts that
     // nest inside see and restore it symmetrically).
@@ -19,6 +21,7 @@ pub fn disable() {
     core::sync::atomic::compiler_fence(Ordering::SeqCst);
 }
 
+#[inline]
 pub fn enable() {
     core::sync::atomic::compiler_fence(Ordering::SeqCst);
     let old = percpu::this().preempt_count.fetch_sub(1, Ordering::Relaxed);
