@@ -124,6 +124,12 @@ pub fn switch_address_space(next: &Task, cpu_id: usize) {
 fn new_process(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
     let cache = VMA_CACHE.call_once(|| Arc::new(VmaCache::new())).clone();
     let mm = Mm::new(cache).map_err(|_| "out of memory for an address space")?;
+    // `pervma=off` on the kernel command line: every fault takes mmap_lock
+    // (the baseline the benchmark compares with; SET_PER_VMA changes it at
+    // run time).
+    if crate::BOOT.get().and_then(|b| b.cmdline.get("pervma")) == Some("off") {
+        mm.set_per_vma_lock(false);
+    }
     let root = mm.page_table_root();
     // Share the kernel half: PDPTs for every kernel slot exist from boot.
     let kernel = phys_to_virt(paging::kernel_pml4()) as *const u64;
