@@ -114,14 +114,15 @@ fn bad_fault(frame: &mut TrapFrame, addr: u64, why: FaultReason) {
         return;
     }
     crate::println_raw!(
-        "process {} '{}' thread {} on cpu{}: {} at {:#x}, rip {:#x}: killed",
+        "process {} '{}' thread {} on cpu{}: {} at {:#x}, rip {:#x} (page-fault error {:#x}): killed",
         p.id,
         p.name,
         crate::sched::current().id,
         percpu::cpu_id(),
         why.describe(),
         addr,
-        frame.rip
+        frame.rip,
+        frame.error_code
     );
     kill_process(p, abi::thread::EXIT_CODE_FAULT);
     thread_exit(abi::thread::EXIT_CODE_FAULT as i64);
