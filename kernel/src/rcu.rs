@@ -351,7 +351,11 @@ fn gp_task() {
         });
         maybe_start_gp();
         let g = GP_STARTED.load(Ordering::SeqCst);
-        // Our own CPU passes a quiescent state each time we sleep here.
+        // This task holds no reader (it runs with preemption enabled), so its
+        // CPU is quiescent right now: with the other CPUs idle the grace
+        // period ends without waiting for a tick. Each sleep below is a
+        // quiescent state too.
+        report_qs();
         while holdouts(g) != 0 {
             sched::sleep_ns(1_000_000);
         }

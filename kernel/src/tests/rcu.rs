@@ -25,7 +25,7 @@ ktest!(
         // while a reader still held the object shows up as that reader seeing
         // poison. (Poisoned objects are parked, not freed at once, so the heap
         // cannot hand the memory out again and hide the poison.)
-        const GRACE_PERIODS: u64 = 40;
+        const GRACE_PERIODS: u64 = 200;
         let ptr = Arc::new(RcuPtr::<Obj>::null());
         ptr.replace(Box::new(Obj {
             magic: AtomicU64::new(ALIVE),
