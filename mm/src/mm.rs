@@ -482,6 +482,8 @@ impl<P: Platform> Mm<P> {
         let merged = coalesce(new);
         let remove: Vec<(Range<u64>, VmaPtr<P>)> = remove
             .into_iter()
+            // SAFETY: we hold this address space's mmap write lock (`w`), so
+            // the VMAs found in its tree stay attached and in the cache.
             .map(|v| (unsafe { v.get() }.range(), v))
             .collect();
         self.edit(&w, &remove, &merged);

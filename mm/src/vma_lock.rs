@@ -305,6 +305,7 @@ mod tests {
     #[test]
     fn read_lock_and_put_balance() {
         let (mm, v) = setup(0);
+        // SAFETY: `mm` (alive for the test) holds the VMA attached; nothing unmaps it.
         let vma = unsafe { v.get() };
         let _g = Host::read_lock();
         assert_eq!(vma_start_read(&mm, vma), Ok(()));
@@ -318,6 +319,7 @@ mod tests {
     #[test]
     fn write_locked_until_mmap_write_unlock() {
         let (mm, v) = setup(0);
+        // SAFETY: `mm` (alive for the test) holds the VMA attached; nothing unmaps it.
         let vma = unsafe { v.get() };
         {
             let _w = mm.write_lock();
@@ -335,6 +337,7 @@ mod tests {
     #[test]
     fn ref_limit_and_pending_writer_make_readers_fail() {
         let (mm, v) = setup(0);
+        // SAFETY: `mm` (alive for the test) holds the VMA attached; nothing unmaps it.
         let vma = unsafe { v.get() };
         vma.refcnt.store(REF_LIMIT - 1, Ordering::Relaxed);
         assert_eq!(vma_start_read(&mm, vma), Ok(()));
@@ -350,6 +353,7 @@ mod tests {
     #[test]
     fn detached_vma_reports_detached() {
         let (mm, v) = setup(0);
+        // SAFETY: `mm` (alive for the test) holds the VMA attached; nothing unmaps it.
         let vma = unsafe { v.get() };
         mm.unmap(X, 4096).unwrap();
         assert_eq!(vma.refcnt(), 0);
@@ -365,6 +369,7 @@ mod tests {
         b.map(MapAt::Fixed(X), 4096, Prot::READ.bits()).unwrap();
         let g = Host::read_lock();
         let v = b.find_vma_rcu(X, &g).unwrap();
+        // SAFETY: `mm` (alive for the test) holds the VMA attached; nothing unmaps it.
         let vma = unsafe { v.get() };
         assert_eq!(vma_start_read(&a, vma), Err(ReadLockError::Failed));
         assert_eq!(vma.refcnt(), 1);
@@ -375,6 +380,7 @@ mod tests {
     fn lock_seq_wrap_gives_false_locked_never_false_unlocked() {
         // Created under u32::MAX; the unlock wraps mm.lock_seq to 0.
         let (mm, v) = setup(u32::MAX - 1);
+        // SAFETY: `mm` (alive for the test) holds the VMA attached; nothing unmaps it.
         let vma = unsafe { v.get() };
         assert_eq!(mm.lock_seq(), 0);
         assert_eq!(vma.lock_seq(), u32::MAX);
@@ -391,6 +397,7 @@ mod tests {
         let mm2 = Mm::with_lock_seq(Arc::new(VmaCache::<Host>::new()), u32::MAX - 1).unwrap();
         mm2.map(MapAt::Fixed(X), 4096, Prot::READ.bits()).unwrap();
         let g = Host::read_lock();
+        // SAFETY: inside the RCU read section `g` in which the pointer was found.
         let v2 = unsafe { mm2.find_vma_rcu(X, &g).unwrap().get() };
         drop(g);
         for _ in 0..3 {

@@ -74,6 +74,9 @@ pub struct Task {
     /// Locks held, for lockdep; touched only by the task itself with
     /// interrupts disabled.
     pub held: UnsafeCell<([Option<HeldLock>; MAX_HELD_LOCKS], usize)>,
+    /// Set by a user thread as it starts to exit: from then on the scheduler
+    /// runs it on the kernel's page table, since its process's may be freed.
+    pub left_mm: AtomicBool,
     /// The process this task is a thread of (None: a kernel task).
     pub user: Option<Arc<crate::user::Process>>,
     /// User-thread state touched only by the thread itself.
@@ -111,6 +114,7 @@ impl Task {
             ran_on: AtomicU64::new(0),
             wake_at: AtomicU64::new(0),
             held: UnsafeCell::new(([None; MAX_HELD_LOCKS], 0)),
+            left_mm: AtomicBool::new(false),
             user: None,
             uthread: UnsafeCell::new(crate::user::ThreadState::default()),
         }

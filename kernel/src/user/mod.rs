@@ -41,7 +41,11 @@ pub struct Process {
     pub id: u64,
     pub name: String,
     pub args: String,
+    /// Owns the address space; emptied by the last thread out.
     mm: SpinLock<Option<MmRef<Kernel>>>,
+    /// The same address space, for the fault and syscall paths without a
+    /// lock: valid while any thread has not begun exiting (see `with_mm`).
+    mm_ptr: *const Mm<Kernel>,
     /// The page-table root, fixed for the life of the process.
     pub root: u64,
     threads: SpinLock<Vec<Arc<Task>>>,
@@ -71,11 +75,24 @@ static VMA_CACHE: spin::Once<Arc<VmaCache<Kernel>>> = spin::Once::new();
 
 impl Process {
     /// The address space, while the process is alive.
+    ///
+    /// Only for a thread of this process that has not begun exiting (every
+    /// caller: syscalls, faults, the loader): that thread keeps `live` above
+    /// zero, and the address space is dropped only when `live` reaches zero.
+    /// That makes this lock-free, which matters: every user fault comes here.
     pub fn with_mm<R>(&self, f: impl FnOnce(&Mm<Kernel>) -> R) -> Option<R> {
-        let m = self.mm.lock().clone();
-        m.map(|m| f(&m))
+        debug_assert!(!current_thread().left_mm.load(Ordering::Relaxed));
+        // SAFETY: see above; the `Mm` stays allocated while its MmRef in
+        // `self.mm` is held, which is until the last thread leaves.
+        Some(f(unsafe { &*self.mm_ptr }))
     }
 }
+
+// SAFETY: `mm_ptr` is only dereferenced under the rule documented on
+// `with_mm`; everything else in `Process` is Send + Sync.
+unsafe impl Send for Process {}
+// SAFETY: as above.
+unsafe impl Sync for Process {}
 
 fn current_thread() -> &'static Task {
     sched::current()
@@ -98,7 +115,7 @@ pub fn thread_state() -> &'static mut ThreadState {
 /// page table and give traps from user mode its kernel stack.
 pub fn switch_address_space(next: &Task, cpu_id: usize) {
     let root = match &next.user {
-        Some(p) => {
+        Some(p) if !next.left_mm.load(Ordering::Acquire) => {
             let top = next.stack.as_ref().map(|s| s.top()).unwrap_or(0);
             let pc = percpu::this();
             pc.syscall_kernel_rsp.store(top, Ordering::Relaxed);
@@ -107,12 +124,12 @@ pub fn switch_address_space(next: &Task, cpu_id: usize) {
             unsafe { (*pc.tss.get()).rsp[0] = top };
             // Mark the CPU before loading the table, so a TLB shootdown
             // that changes entries after this point sends us an IPI.
-            if let Some(m) = p.mm.lock().as_ref() {
-                m.note_cpu(cpu_id);
-            }
+            // SAFETY: `next` has not begun exiting, so `live > 0` and the
+            // address space is alive (the rule on `with_mm`).
+            unsafe { &*p.mm_ptr }.note_cpu(cpu_id);
             p.root
         }
-        None => paging::kernel_pml4(),
+        _ => paging::kernel_pml4(),
     };
     if cpu::read_cr3() & !0xFFF != root {
         // SAFETY: both kinds of table map the whole kernel half (a process's
@@ -143,6 +160,7 @@ fn new_process(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
         id: NEXT_PID.fetch_add(1, Ordering::Relaxed),
         name: String::from(name),
         args: String::from(args),
+        mm_ptr: mm.as_ptr(),
         mm: SpinLock::new(Some(mm)),
         root,
         threads: SpinLock::new(Vec::new()),
@@ -239,11 +257,18 @@ pub fn kill_process(p: &Process, code: i32) {
 /// End the current user thread. The last thread out tears the address
 /// space down.
 pub fn thread_exit(code: i64) -> ! {
+    let me = current_thread();
     let p = current_process().clone();
+    // Leave the address space first: from here on this thread runs on the
+    // kernel's table wherever it is scheduled, so once every thread has done
+    // this (`live` reaches zero) no CPU can be using the process's tables.
+    me.left_mm.store(true, Ordering::SeqCst);
+    // SAFETY: the kernel's table maps everything kernel code uses. Interrupts
+    // off so no switch sees a half-done change (the scheduler reloads CR3).
+    let irq = cpu::irq_save();
+    unsafe { cpu::write_cr3(paging::kernel_pml4()) };
+    cpu::irq_restore(irq);
     if p.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-        // Off the process's tables before freeing them.
-        // SAFETY: the kernel's table maps everything kernel code uses.
-        unsafe { cpu::write_cr3(paging::kernel_pml4()) };
         let mm = p.mm.lock().take();
         drop(mm);
         p.done.store(true, Ordering::Release);
