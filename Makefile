@@ -4,7 +4,7 @@
 #
 #   make run [PROG=demo ARGS=..]  boot with SMP=4, run a user program, exit by itself
 #   make ktest SMP=N MEM=M ACCEL=tcg|kvm [KTEST=a,b] [APPEND="k=v"] [TIMEOUT=s]
-#   make test                     host tests, loom models, kernel tests at SMP=1 and 4
+#   make test                     host tests, loom models, kernel tests at SMP=1, 4 and 8
 #   make gdb                      QEMU waiting for GDB, and GDB with the symbols
 #
 # RELEASE=1 boots the release kernel (run, ktest, gdb). QEMU=, QEMU_ARGS= and
