@@ -80,6 +80,31 @@ pub fn expected_failure(output: &[String], succeeded: bool, name: &str) -> Tally
     }
 }
 
+/// What a `cargo test` run that was killed for overrunning its time was
+/// doing: the tests libtest reported as `running for over 60 seconds`, and
+/// the test binary cargo started last (`Running tests/loom.rs (...)`).
+pub fn hung_tests(output: &[String]) -> String {
+    let slow: Vec<&str> = output
+        .iter()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("test ")?
+                .strip_suffix(" has been running for over 60 seconds")
+        })
+        .collect();
+    let binary = output
+        .iter()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("Running "))
+        .map(|b| b.split(" (").next().unwrap_or(b));
+    match (slow.is_empty(), binary) {
+        (false, Some(b)) => format!("{} (in {b})", slow.join(", ")),
+        (false, None) => slow.join(", "),
+        (true, Some(b)) => format!("a test in {b}"),
+        (true, None) => "the build (no test binary had started)".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +167,26 @@ mod tests {
                 passed: 0,
                 failed: 0
             }
+        );
+    }
+
+    #[test]
+    fn a_hung_suite_names_what_was_running() {
+        let out = lines(
+            "     Running unittests src/lib.rs (target/debug/deps/mm-1)\n\
+             test result: ok. 3 passed; 0 failed; 0 ignored\n\
+             \u{20}    Running tests/mm_stress.rs (target/debug/deps/mm_stress-2)\n\
+             test stress_faults_vs_writers has been running for over 60 seconds\n",
+        );
+        assert_eq!(
+            hung_tests(&out),
+            "stress_faults_vs_writers (in tests/mm_stress.rs)"
+        );
+        let silent = lines("     Running tests/loom.rs (target/release/deps/loom-3)");
+        assert_eq!(hung_tests(&silent), "a test in tests/loom.rs");
+        assert_eq!(
+            hung_tests(&lines("   Compiling mm v0.1.0")),
+            "the build (no test binary had started)"
         );
     }
 

@@ -25,12 +25,43 @@ const TERM_GRACE: Duration = Duration::from_secs(2);
 /// Spawns `cmd` with stdout and stderr piped and calls `on_line` for every
 /// line of either, without its line ending. Returns how the child ended.
 pub fn run(
+    cmd: Command,
+    timeout: Option<Duration>,
+    on_line: impl FnMut(&str),
+) -> io::Result<GuestExit> {
+    run_in(cmd, timeout, Group::Shared, on_line)
+}
+
+/// Like [`run`], but the child leads a process group of its own and a
+/// timeout kills the whole group. For `cargo test`, whose test binaries are
+/// its children: killing cargo alone would leave a hung test running. Not for
+/// QEMU under `make run`, which must stay in the terminal's foreground group
+/// so that Ctrl-C reaches it.
+pub fn run_group(
+    cmd: Command,
+    timeout: Option<Duration>,
+    on_line: impl FnMut(&str),
+) -> io::Result<GuestExit> {
+    run_in(cmd, timeout, Group::Own, on_line)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Shared,
+    Own,
+}
+
+fn run_in(
     mut cmd: Command,
     timeout: Option<Duration>,
+    group: Group,
     mut on_line: impl FnMut(&str),
 ) -> io::Result<GuestExit> {
     let start = Instant::now();
     let deadline = timeout.map(|t| start + t);
+    if group == Group::Own {
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    }
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let (tx, rx) = mpsc::channel();
     for pipe in [
@@ -60,7 +91,7 @@ pub fn run(
             // Lines already received may name the test that hung: hand them
             // over before and after the kill.
             rx.try_iter().for_each(|line| on_line(&line));
-            stop(&mut child)?;
+            stop(&mut child, group)?;
             drain(&rx, &mut on_line);
             return Ok(GuestExit::TimedOut(now - start));
         }
@@ -80,7 +111,7 @@ pub fn run(
     }
     match exited {
         Some((status, _)) => Ok(to_exit(status)),
-        None => wait_until(&mut child, deadline, start),
+        None => wait_until(&mut child, deadline, start, group),
     }
 }
 
@@ -120,13 +151,14 @@ fn wait_until(
     child: &mut Child,
     deadline: Option<Instant>,
     start: Instant,
+    group: Group,
 ) -> io::Result<GuestExit> {
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(to_exit(status));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            stop(child)?;
+            stop(child, group)?;
             return Ok(GuestExit::TimedOut(start.elapsed()));
         }
         thread::sleep(POLL);
@@ -146,21 +178,33 @@ unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
 const SIGTERM: i32 = 15;
+const SIGKILL: i32 = 9;
 
 /// Asks the child to terminate, then kills it. QEMU restores the terminal
 /// (it may have put it in raw mode for `-serial stdio`) on SIGTERM but cannot
-/// on SIGKILL.
-fn stop(child: &mut Child) -> io::Result<()> {
+/// on SIGKILL. With `Group::Own` the signals go to the child's whole process
+/// group (a negative pid), which it leads, so its children die with it.
+fn stop(child: &mut Child, group: Group) -> io::Result<()> {
     let pid = child.id() as i32;
+    let target = if group == Group::Own { -pid } else { pid };
     // SAFETY: kill(2) only sends a signal. The pid is our own child that has
-    // not been waited for, so it cannot have been reused by another process.
-    unsafe { kill(pid, SIGTERM) };
+    // not been waited for, so neither it nor the group it leads can have been
+    // reused by another process.
+    unsafe { kill(target, SIGTERM) };
     let until = Instant::now() + TERM_GRACE;
     while Instant::now() < until {
         if child.try_wait()?.is_some() {
-            return Ok(());
+            break;
         }
         thread::sleep(POLL);
+    }
+    if group == Group::Own {
+        // The leader may be gone while a member ignores SIGTERM.
+        // SAFETY: as above; the group id stays ours until every member exits.
+        unsafe { kill(target, SIGKILL) };
+    }
+    if child.try_wait()?.is_some() {
+        return Ok(());
     }
     child.kill()?;
     child.wait().map(|_| ())
@@ -217,6 +261,32 @@ mod tests {
             Some(Duration::from_secs(1)),
         );
         assert!(matches!(exit, GuestExit::TimedOut(_)), "{exit:?}");
+    }
+
+    #[test]
+    fn a_timeout_kills_the_whole_group() {
+        // The grandchild writes its pid, then hangs like a stuck test binary
+        // under cargo; the group kill must end it too.
+        let mut lines = Vec::new();
+        let exit = run_group(
+            sh("sh -c 'echo $$; trap \"\" TERM; while :; do sleep 0.1; done' & wait"),
+            Some(Duration::from_secs(1)),
+            |l| lines.push(l.to_string()),
+        )
+        .unwrap();
+        assert!(matches!(exit, GuestExit::TimedOut(_)), "{exit:?}");
+        let pid: i32 = lines[0].parse().unwrap();
+        thread::sleep(Duration::from_millis(300));
+        // Dead or a zombie waiting for its new parent to reap it.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next());
+        assert!(
+            matches!(state, None | Some("Z") | Some("X")),
+            "grandchild {pid} survived the group kill: {stat}"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::Duration;
 use tests::cargo_tests::{self, Tally};
 use tests::config::{Config, Mode};
 use tests::guest;
@@ -53,16 +54,38 @@ impl Write for Tee {
     }
 }
 
+/// How long one cargo suite (its build included) may run before it is
+/// killed and failed, naming what was running: a hung test must never hang
+/// `make test`. `SUITE_TIMEOUT=seconds` overrides it.
+const SUITE_TIMEOUT: Duration = Duration::from_secs(900);
+
+fn suite_timeout() -> Duration {
+    std::env::var("SUITE_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(SUITE_TIMEOUT)
+}
+
 /// Runs a command with its output teed to the terminal and `log`; returns its
 /// lines and whether it succeeded.
 fn run_logged(cmd: Command, log: &mut Tee) -> (Vec<String>, bool) {
     let _ = writeln!(log, "==> {}", describe(&cmd));
     let mut lines = Vec::new();
-    let result = process::run(cmd, None, |line| {
+    let result = process::run_group(cmd, Some(suite_timeout()), |line| {
         let _ = writeln!(log, "{line}");
         lines.push(line.to_string());
     });
     match result {
+        Ok(GuestExit::TimedOut(after)) => {
+            let _ = writeln!(
+                log,
+                "!!!!!!!! TIMED OUT after {} s, killed; running: {} !!!!!!!!",
+                after.as_secs(),
+                cargo_tests::hung_tests(&lines)
+            );
+            (lines, false)
+        }
         Ok(exit) => (lines, exit == GuestExit::Status(0)),
         Err(e) => {
             let _ = writeln!(log, "cannot run: {e}");
