@@ -331,7 +331,7 @@ def package_of(image):
 
 def commit_of(path):
     try:
-        return subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"],
+        return subprocess.run(["git", "-C", path, "describe", "--always", "--dirty"],
                               capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -392,6 +392,7 @@ def main():
         sys.exit(f"bench-linux: no kernel at {args.kernel} (cargo kbuild --release)")
 
     need_tools(args.qemu)
+    args.kernel = os.path.abspath(args.kernel)
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
     kernels, busybox = fetch_all(work)
@@ -405,10 +406,12 @@ def main():
     log(f"{args.reps} reps x {len(sys_)} systems x {len(RUNS)} runs of {args.seconds} s; "
         f"log: {outdir}/serial.log")
     log(f"QEMU: {example}")
+    load0 = os.getloadavg()[0]
     rows = bench(args, sys_, outdir)
+    host = f"{os.cpu_count()} host CPUs, load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end"
 
     meta = {
-        "date": stamp, "commit": commit_of(root), "qemu": example,
+        "date": stamp, "commit": commit_of(root), "qemu": example, "host": host,
         "reps": args.reps, "seconds": args.seconds, "smp": args.smp, "mem": args.mem,
         "accel": accel_arg(args.accel, args.smp), "cpu": args.cpu, "pages": args.pages,
         "linux": ", ".join(package_of(k) for k in kernels.values()),

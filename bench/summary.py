@@ -158,7 +158,7 @@ def markdown(rows, meta):
         f"{meta.get('date', '')}, commit {meta.get('commit', '?')}; {meta.get('reps', '?')} reps x "
         f"{meta.get('seconds', '?')} s, SMP={meta.get('smp', '?')}, MEM={meta.get('mem', '?')}, "
         f"accel {meta.get('accel', '?')}, -cpu {meta.get('cpu', '?')}, {meta.get('pages', '?')} pages "
-        f"per iteration; Linux: {meta.get('linux', '?')}.",
+        f"per iteration; Linux: {meta.get('linux', '?')}; {meta.get('host', '?')}.",
         "",
         f"QEMU, every run (this kernel has no -initrd): `{meta.get('qemu', '?')}`",
         "",
