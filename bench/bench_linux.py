@@ -258,9 +258,9 @@ class System:
 def systems(args, linux_kernels, initrd):
     out = [
         System("linux-6.1", summary.LABELS["linux-6.1"], linux_kernels["linux-6.1"], initrd,
-               "console=ttyS0 quiet panic=-1 " + args.linux_append),
+               ("console=ttyS0 quiet panic=-1 " + args.linux_append).strip()),
         System("linux-6.12", summary.LABELS["linux-6.12"], linux_kernels["linux-6.12"], initrd,
-               "console=ttyS0 quiet panic=-1 " + args.linux_append),
+               ("console=ttyS0 quiet panic=-1 " + args.linux_append).strip()),
     ]
     for key, extra in (("ours-pervma-off", "pervma=off"), ("ours-pervma-on", "")):
         out.append(System(key, summary.LABELS[key], args.kernel, None, f"mode=run prog=faultbench {extra}".strip()))
