@@ -31,7 +31,7 @@ KERNEL     ?= $(TARGET_DIR)/x86_64-target/$(PROFILE)/kernel
 HOST_BIN   := $(TARGET_DIR)/debug
 KBUILD     := cargo kbuild $(if $(RELEASE),--release)
 
-.PHONY: help run ktest test gdb bench clippy fmt fmt-check deps
+.PHONY: help run ktest test gdb bench bench-linux clippy fmt fmt-check deps
 
 help:
 	@sed -n '5,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -76,6 +76,20 @@ bench:
 	$(HOST_BIN)/qemu-run --mode run --smp 4 --append "mode=bench $(APPEND)" $(BENCH_KERNEL)
 	cargo run --release -p mm --example mmbench
 	cargo run --release -p mm --example tree_bench
+
+# faultbench side by side with Debian's Linux 6.1 and 6.12, all in the same
+# QEMU (bench/README.md). Its own defaults: REPS=5 SECONDS=5 SMP=2 MEM=1G,
+# CPU=qemu64; ACCEL as everywhere; LINUX_APPEND= adds to Linux's command
+# line. Results: target/bench-linux/results/.
+bench-linux:
+	@scripts/ensure-deps.sh
+	cargo kbuild --release
+	python3 bench/bench_linux.py --kernel $(BENCH_KERNEL) \
+	    --reps $(or $(REPS),5) --seconds $(or $(SECONDS),5) \
+	    --smp $(if $(filter file,$(origin SMP)),2,$(SMP)) \
+	    --mem $(if $(filter file,$(origin MEM)),1G,$(MEM)) \
+	    --accel $(ACCEL) --cpu $(or $(CPU),qemu64) --qemu $(or $(QEMU),qemu-system-x86_64) \
+	    $(if $(LINUX_APPEND),--linux-append "$(LINUX_APPEND)")
 
 clippy:
 	cargo clippy -p mm -p tests --all-targets -- -D warnings
