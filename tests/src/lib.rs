@@ -4,12 +4,14 @@
 //! Read in this order: `ktap` (the result format), `verdict` (what counts as
 //! a pass), `config` (the QEMU command line), `process` (running a child with
 //! a deadline), `symbolize` (backtraces), `guest` (all of it together), and
-//! `cargo_tests` (counting `cargo test` results for `make test`).
+//! `cargo_tests` and `pyunit` (counting `cargo test` and Python `unittest`
+//! results for `make test`).
 
 pub mod cargo_tests;
 pub mod config;
 pub mod guest;
 pub mod ktap;
 pub mod process;
+pub mod pyunit;
 pub mod symbolize;
 pub mod verdict;

@@ -1,7 +1,8 @@
 //! `test-suites`: everything `make test` runs, counted, ending with one line
 //! `N passed, N failed` summed over all suites.
 //!
-//! 1. host tests: `cargo test -p mm -p tests`;
+//! 1. host tests: `cargo test -p mm -p tests -p abi`, the user runtime's, and
+//!    the benchmark scripts' (Python `unittest`);
 //! 2. loom models of the `mm` lock protocol (`--cfg loom`);
 //! 3. the seed check: the seed's bug put back behind a feature must make its
 //!    loom model fail (one pass when it fails, one failure if it passes);
@@ -22,11 +23,13 @@ use tests::cargo_tests::{self, Tally};
 use tests::config::{Config, Mode};
 use tests::guest;
 use tests::process;
+use tests::pyunit;
 use tests::verdict::GuestExit;
 
 const SEED_FEATURE: &str = "seed-v6-ordering";
 const SEED_TEST: &str = "loom_seed_detach_race";
 const LOOM_FILE: &str = "mm/tests/loom.rs";
+const BENCH_TESTS: &str = "bench/test_bench.py";
 
 enum Outcome {
     Ran(Tally),
@@ -211,6 +214,23 @@ fn run_all() -> io::Result<bool> {
             &[],
         ),
     )?;
+
+    // The benchmark scripts' own logic (medians, ratios, the plot), on the
+    // host with Python's standard library.
+    if Path::new(BENCH_TESTS).is_file() {
+        let (mut log, path) = runner.start("bench scripts", "bench-py.log")?;
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "unittest", "discover", "-s", "bench", "-v"]);
+        let (lines, ok) = run_logged(cmd, &mut log);
+        runner.record(
+            "bench scripts",
+            Outcome::Ran(pyunit::tally(&lines, ok)),
+            path,
+        );
+    } else {
+        let why = format!("{BENCH_TESTS} does not exist");
+        runner.record("bench scripts", Outcome::Skipped(why), PathBuf::new());
+    }
 
     // 2. and 3. Loom models, in their own target directory: `--cfg loom`
     // changes every crate's flags and would rebuild the host tests each time.
