@@ -40,6 +40,33 @@ const KINDS: &[(&str, &[FaultReason])] = &[
     ("pf", &[FaultReason::NotMapped]),
 ];
 
+/// QEMU's TCG emulates no alignment checking, so #AC cannot happen there
+/// (it can under KVM and on hardware). Its CPUID hypervisor leaf says "TCG".
+fn cpu_is_qemu_tcg() -> bool {
+    let c = crate::arch::cpu::cpuid(0x4000_0000, 0);
+    let sig = [c.ebx, c.ecx, c.edx].map(u32::to_le_bytes).concat();
+    sig == *b"TCGTCGTCGTCG"
+}
+
+/// The exit code of `user_exceptions` when its kind raised nothing.
+const NOT_RAISED: i32 = 2;
+
+/// Kinds QEMU's TCG does not raise: alignment checks (#AC) and, before QEMU
+/// 8, SSE exceptions (#XM). There a row may end with [`NOT_RAISED`]; it is
+/// then reported, not failed. Under KVM or on hardware every row must raise.
+fn may_be_unemulated(kind: &str) -> bool {
+    matches!(kind, "ac" | "xm") && cpu_is_qemu_tcg()
+}
+
+/// Whether the row of `kind` ended as a CPU that cannot raise it ends it.
+fn unemulated(kind: &str, p: &user::Process) -> bool {
+    let skip = exit_code(p) == NOT_RAISED && may_be_unemulated(kind);
+    if skip {
+        crate::println_raw!("# '{kind}': QEMU TCG does not emulate this exception; row not checked");
+    }
+    skip
+}
+
 fn run(name: &str, args: &str) -> Result<alloc::sync::Arc<user::Process>, alloc::string::String> {
     user::run_process(name, args).map_err(|e| alloc::format!("cannot run {name}: {e}"))
 }
@@ -64,6 +91,9 @@ fn expect_hello() -> crate::ktest::TestResult {
 /// Run `user_exceptions KIND` with no handler: ended with one of `why`.
 fn expect_ended(kind: &str, why: &[FaultReason]) -> crate::ktest::TestResult {
     let p = run("user_exceptions", kind)?;
+    if unemulated(kind, &p) {
+        return Ok(());
+    }
     kassert_eq!(exit_code(&p), EXIT_CODE_FAULT, "exit code of '{}'", kind);
     let got = user::fault::fatal_fault(&p);
     kassert!(
@@ -78,6 +108,7 @@ fn expect_ended(kind: &str, why: &[FaultReason]) -> crate::ktest::TestResult {
 
 ktest!(
     fn user_exceptions_end_only_that_process() {
+        kassert!(user::entry::alignment_check_enabled(), "CR0.AM is clear");
         // Warm the caches (VMA cache, heap) with one of each shape first.
         expect_ended("ud", &[FaultReason::InvalidOpcode])?;
         expect_hello()?;
@@ -104,6 +135,9 @@ ktest!(
                 why.iter().map(|r| alloc::format!("{}", *r as u64)).collect();
             let args = alloc::format!("-h {kind} {}", reasons.join(","));
             let p = run("user_exceptions", &args)?;
+            if unemulated(kind, &p) {
+                continue;
+            }
             kassert_eq!(exit_code(&p), 0, "user_exceptions {}", args);
             kassert_eq!(user::fault::fatal_fault(&p), None, "{}", kind);
         }

@@ -205,6 +205,16 @@ fn enable_alignment_check() {
     }
 }
 
+/// True if CR0.AM is set on this CPU (ring 3 may ask for #AC).
+pub fn alignment_check_enabled() -> bool {
+    let cr0: u64;
+    // SAFETY: reading CR0 has no side effects.
+    unsafe {
+        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags))
+    };
+    cr0 & CR0_AM != 0
+}
+
 /// The last look at a frame before it returns to ring 3 (by `iretq` or
 /// `sysretq`): nothing in it may make the return fault in ring 0. Keeps
 /// only user flags; a non-canonical RIP becomes a #GP of the process (its
