@@ -39,7 +39,7 @@ pub enum FaultReason {
     ProtNone = 4,
     /// #DE (0): `div`/`idiv` by zero or with a quotient too large.
     DivideError = 5,
-    /// #DB (1): a single-step trap (RFLAGS.TF) or `int1`.
+    /// #DB (1): a single-step trap (RFLAGS.TF).
     Debug = 6,
     /// #BP (3): `int3` (or `int 3`).
     Breakpoint = 7,

@@ -33,7 +33,10 @@ const KINDS: &[(&str, &[FaultReason])] = &[
     ("inttimer", &[FaultReason::GeneralProtection]),
     ("noncanon", &[FaultReason::GeneralProtection]),
     ("iretq", &[FaultReason::GeneralProtection]),
-    ("ss", &[FaultReason::StackFault, FaultReason::GeneralProtection]),
+    (
+        "ss",
+        &[FaultReason::StackFault, FaultReason::GeneralProtection],
+    ),
     ("mf", &[FaultReason::X87Fp]),
     ("ac", &[FaultReason::AlignmentCheck]),
     ("xm", &[FaultReason::SimdFp]),
@@ -62,7 +65,9 @@ fn may_be_unemulated(kind: &str) -> bool {
 fn unemulated(kind: &str, p: &user::Process) -> bool {
     let skip = exit_code(p) == NOT_RAISED && may_be_unemulated(kind);
     if skip {
-        crate::println_raw!("# '{kind}': QEMU TCG does not emulate this exception; row not checked");
+        crate::println_raw!(
+            "# '{kind}': QEMU TCG does not emulate this exception; row not checked"
+        );
     }
     skip
 }
@@ -131,8 +136,10 @@ ktest!(
 ktest!(
     fn user_exceptions_reach_fault_handler() {
         for &(kind, why) in KINDS {
-            let reasons: alloc::vec::Vec<_> =
-                why.iter().map(|r| alloc::format!("{}", *r as u64)).collect();
+            let reasons: alloc::vec::Vec<_> = why
+                .iter()
+                .map(|r| alloc::format!("{}", *r as u64))
+                .collect();
             let args = alloc::format!("-h {kind} {}", reasons.join(","));
             let p = run("user_exceptions", &args)?;
             if unemulated(kind, &p) {

@@ -114,7 +114,10 @@ fn main(_args: Args) -> i32 {
     );
 
     // Bad RIPs refused, then a resume with a non-canonical RSP.
-    AFTER.store(frr_ud_noncanon_rsp_after as *const () as u64, Ordering::Relaxed);
+    AFTER.store(
+        frr_ud_noncanon_rsp_after as *const () as u64,
+        Ordering::Relaxed,
+    );
     // SAFETY: follows the C ABI; the hook resumes it past the ud2.
     unsafe { frr_ud_noncanon_rsp() };
     let refused = REFUSED.load(Ordering::Relaxed);
@@ -125,7 +128,10 @@ fn main(_args: Args) -> i32 {
     );
 
     // NT and IOPL are not handed back (IOPL cannot even be set in ring 3).
-    AFTER.store(frr_ud_with_flags_after as *const () as u64, Ordering::Relaxed);
+    AFTER.store(
+        frr_ud_with_flags_after as *const () as u64,
+        Ordering::Relaxed,
+    );
     // SAFETY: as above; the routine clears NT itself before returning.
     let flags = unsafe { frr_ud_with_flags(NT | IOPL) };
     check!(
