@@ -122,6 +122,15 @@ ktest!(
             expect_ended(kind, why)?;
         }
         expect_hello()?;
+        // The ended threads left nothing behind on this CPU's books.
+        kassert_eq!(crate::sched::preempt::count(), 0, "preempt count");
+        kassert_eq!(
+            crate::arch::percpu::this()
+                .irq_depth
+                .load(core::sync::atomic::Ordering::Relaxed),
+            0,
+            "irq depth"
+        );
         let after = frames_accounted();
         kassert_eq!(
             after,

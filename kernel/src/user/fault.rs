@@ -159,7 +159,11 @@ fn end_process(frame: &TrapFrame, why: FaultReason, addr: u64) -> ! {
         at,
         frame.error_code
     );
-    record_fatal_fault(p, frame.vector, why);
+    // Only if this fault is what ends the process (not an EXIT or another
+    // thread's fault a moment earlier; a tie between two faults keeps one).
+    if !p.killed.load(Ordering::Relaxed) {
+        record_fatal_fault(p, frame.vector, why);
+    }
     kill_process(p, abi::thread::EXIT_CODE_FAULT);
     thread_exit(abi::thread::EXIT_CODE_FAULT as i64)
 }
