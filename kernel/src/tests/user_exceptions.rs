@@ -17,7 +17,8 @@ use crate::{kassert, kassert_eq, ktest, rcu, user};
 ///
 /// A kind may be accepted with more than one reason: a push with a
 /// non-canonical RSP is #SS on hardware, but QEMU's TCG raises #GP for every
-/// non-canonical address.
+/// non-canonical address; `sysenter` in 64-bit mode is #GP on Intel, #UD
+/// on AMD.
 const KINDS: &[(&str, &[FaultReason])] = &[
     ("de", &[FaultReason::DivideError]),
     ("db", &[FaultReason::Debug]),
@@ -31,6 +32,10 @@ const KINDS: &[(&str, &[FaultReason])] = &[
     ("out", &[FaultReason::GeneralProtection]),
     ("int80", &[FaultReason::GeneralProtection]),
     ("inttimer", &[FaultReason::GeneralProtection]),
+    (
+        "sysenter",
+        &[FaultReason::GeneralProtection, FaultReason::InvalidOpcode],
+    ),
     ("noncanon", &[FaultReason::GeneralProtection]),
     ("iretq", &[FaultReason::GeneralProtection]),
     (

@@ -16,6 +16,8 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 use abi::FaultReason;
 use core::sync::atomic::{AtomicU64, Ordering};
 use rt::{Args, check, fail, println};
@@ -89,6 +91,12 @@ core::arch::global_asm!(
     "uexc_inttimer:",
     "uexc_inttimer_insn: int 0x30",
     "uexc_inttimer_after: ret",
+    // sysenter from 64-bit code: #GP on Intel (SYSENTER_CS is 0), #UD on
+    // AMD; it must never reach the kernel.
+    ".global uexc_sysenter, uexc_sysenter_insn, uexc_sysenter_after",
+    "uexc_sysenter:",
+    "uexc_sysenter_insn: sysenter",
+    "uexc_sysenter_after: ret",
     // #GP: a non-canonical data address.
     ".global uexc_noncanon, uexc_noncanon_insn, uexc_noncanon_after",
     "uexc_noncanon:",
@@ -195,6 +203,7 @@ kinds!(
     "out" => uexc_outb uexc_outb_insn uexc_outb_after,
     "int80" => uexc_int80 uexc_int80_insn uexc_int80_after,
     "inttimer" => uexc_inttimer uexc_inttimer_insn uexc_inttimer_after,
+    "sysenter" => uexc_sysenter uexc_sysenter_insn uexc_sysenter_after,
     "noncanon" => uexc_noncanon uexc_noncanon_insn uexc_noncanon_after,
     "iretq" => uexc_iretq uexc_iretq_insn uexc_iretq_after,
     "ss" => uexc_ss uexc_ss_insn uexc_ss_after,
@@ -279,6 +288,7 @@ fn caught(k: &Kind, want: &[Option<FaultReason>]) -> i32 {
     }
     check!(calls == 1, "'{}': the handler ran {calls} times", k.name);
     let Some(seen) = want.iter().flatten().find(|r| **r as u64 == reason) else {
+        let want: alloc::vec::Vec<_> = want.iter().flatten().collect();
         fail!("'{}': reason {reason}, expected one of {want:?}", k.name);
     };
     let at = if seen.is_trap() { k.after } else { k.insn } as u64;
