@@ -13,8 +13,8 @@
 //!   (at least [`MIN_MAIN_STACK`] bytes, demand-faulted), no arguments (the
 //!   program asks with `GET_ARGS`).
 //! - Thread (`THREAD_SPAWN(entry, stack_top, arg)`): `rdi = arg`.
-//! - Fault handler: `rdi = addr`, `rsi = reason`, `rdx = rip` (see
-//!   [`crate::fault`]).
+//! - Fault handler: `rdi = addr`, `rsi = reason`, `rdx = rip`,
+//!   `rcx = error code` (see [`crate::fault`]).
 
 /// The stack the kernel gives a program's first thread, at least.
 pub const MIN_MAIN_STACK: u64 = 64 * 1024;

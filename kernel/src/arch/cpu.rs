@@ -156,3 +156,25 @@ pub const MSR_APIC_BASE: u32 = 0x1B;
 pub const MSR_EFER: u32 = 0xC000_0080;
 pub const MSR_GS_BASE: u32 = 0xC000_0101;
 pub const MSR_KERNEL_GS_BASE: u32 = 0xC000_0102;
+
+/// Let ring 3 use x87 and SSE, with their exceptions reported as #MF and
+/// #XM: CR0.MP and NE on, EM and TS off; CR4.OSFXSR and OSXMMEXCPT on. The
+/// kernel itself is soft-float and never touches these registers.
+pub fn enable_user_fpu() {
+    const CR0_MP: u64 = 1 << 1;
+    const CR0_EM: u64 = 1 << 2;
+    const CR0_TS: u64 = 1 << 3;
+    const CR0_NE: u64 = 1 << 5;
+    const CR4_OSFXSR: u64 = 1 << 9;
+    const CR4_OSXMMEXCPT: u64 = 1 << 10;
+    let (cr0, cr4): (u64, u64);
+    // SAFETY: these bits only change how x87/SSE instructions behave, which
+    // the kernel does not execute.
+    unsafe {
+        asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags));
+        asm!("mov cr0, {}", in(reg) (cr0 | CR0_MP | CR0_NE) & !(CR0_EM | CR0_TS), options(nostack, preserves_flags));
+        asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack, preserves_flags));
+        asm!("mov cr4, {}", in(reg) cr4 | CR4_OSFXSR | CR4_OSXMMEXCPT, options(nostack, preserves_flags));
+        asm!("fninit", options(nomem, nostack, preserves_flags));
+    }
+}

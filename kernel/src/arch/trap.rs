@@ -153,11 +153,16 @@ pub fn init_idt() {
             18 => gdt::IST_MACHINE_CHECK,
             _ => 0,
         };
+        // Present, 64-bit interrupt gate (IF cleared on entry). DPL 0 makes
+        // `int n` from ring 3 a #GP instead of a fake interrupt; only #BP and
+        // #OF are DPL 3, as in Linux, so `int3` and `int 4` arrive as what
+        // they are (`into`, the other way to #OF, is #UD in 64-bit mode).
+        let dpl: u8 = if v == 3 || v == 4 { 3 } else { 0 };
         idt.0[v] = Gate {
             offset_low: handler as u16,
             selector: gdt::KERNEL_CS,
             ist,
-            type_attr: 0x8E, // present, DPL 0, 64-bit interrupt gate (IF cleared)
+            type_attr: 0x8E | (dpl << 5),
             offset_mid: (handler >> 16) as u16,
             offset_high: (handler >> 32) as u32,
             reserved: 0,
@@ -216,8 +221,64 @@ const EXCEPTION_NAMES: [&str; 32] = [
     "reserved",
 ];
 
+/// The name of exception `vector` for reports, e.g. "#UD invalid opcode".
+pub fn exception_name(vector: u64) -> &'static str {
+    EXCEPTION_NAMES
+        .get(vector as usize)
+        .copied()
+        .unwrap_or("interrupt")
+}
+
+/// NMI, #DF and #MC are about the machine, not the code that was running:
+/// they stay the kernel's business even when they interrupt ring 3.
+fn is_machine_event(vector: u64) -> bool {
+    matches!(vector, 2 | 8 | 18)
+}
+
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if frame.from_user() && frame.vector < 32 && !is_machine_event(frame.vector) {
+        user_exception(frame);
+    } else {
+        kernel_trap(frame);
+    }
+    if frame.from_user() {
+        // Back to user mode: a quiescent state for RCU, and the moment a
+        // thread of a killed process leaves.
+        crate::rcu::note_user_return();
+        crate::user::check_killed();
+        crate::user::entry::prepare_return(frame);
+    }
+}
+
+/// An exception a ring-3 instruction raised. It runs in process context,
+/// like a syscall: no interrupt depth and no RCU `irq_enter`, so it may end
+/// the thread (`thread_exit` never returns) without leaving either
+/// unbalanced. Nothing kernel-side can be held when ring 3 runs; a count
+/// that says otherwise is a kernel bug.
+fn user_exception(frame: &mut TrapFrame) {
+    let pc = percpu::this();
+    assert_eq!(
+        pc.irq_depth.load(Ordering::Relaxed),
+        0,
+        "user exception inside an interrupt"
+    );
+    assert_eq!(
+        crate::sched::preempt::count(),
+        0,
+        "user exception with preemption disabled"
+    );
+    if frame.vector == 14 {
+        crate::user::fault::user_fault(frame, cpu::read_cr2());
+    } else {
+        let why = abi::FaultReason::for_vector(frame.vector)
+            .expect("every exception vector but NMI, #DF, #MC and #PF has a reason");
+        crate::user::fault::user_exception(frame, why);
+    }
+}
+
+/// Interrupts from any mode, and exceptions in kernel mode.
+fn kernel_trap(frame: &mut TrapFrame) {
     let pc = percpu::this();
     // Exceptions run in the context of the code that caused them (a user
     // page fault may sleep); only interrupts count as interrupt context.
@@ -230,6 +291,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         14 => page_fault(frame),
         8 => double_fault(frame),
         2 => nmi(frame),
+        // From ring 3 only machine events get here; in ring 0 every
+        // exception without a fixup is a kernel bug.
         v if v < 32 => fatal_exception(frame, None),
         VECTOR_TIMER => {
             pc.ticks.fetch_add(1, Ordering::Relaxed);
@@ -254,29 +317,18 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     if is_irq && pc.irq_depth.fetch_sub(1, Ordering::Relaxed) == 1 {
         crate::sched::preempt_on_irq_exit();
     }
-    if frame.from_user() {
-        // Back to user mode: a quiescent state for RCU, and the moment a
-        // thread of a killed process leaves.
-        crate::rcu::note_user_return();
-        crate::user::check_killed();
-    }
 }
 
+/// A page fault in kernel mode (ring 3's go to `user_exception`).
 fn page_fault(frame: &mut TrapFrame) {
     let cr2 = cpu::read_cr2();
-    if frame.from_user() {
-        crate::user::fault::user_fault(frame, cr2);
-        return;
-    }
     if cr2 < abi::mman::USER_END
         && extable::fixup_for(frame.rip).is_some()
         && crate::user::fault::kernel_fault_on_user(frame, cr2)
     {
         return; // the user page is there now: retry the copy
     }
-    if !frame.from_user()
-        && let Some(fixup) = extable::fixup_for(frame.rip)
-    {
+    if let Some(fixup) = extable::fixup_for(frame.rip) {
         // A kernel access that expects to fault (a probe, a user copy): resume
         // at its fixup, which reports the error to its caller.
         percpu::this().last_fixup_cr2.store(cr2, Ordering::Relaxed);
@@ -328,8 +380,8 @@ fn nmi(frame: &mut TrapFrame) {
 
 /// Report an exception that the kernel cannot handle, then panic.
 fn fatal_exception(frame: &TrapFrame, cr2: Option<u64>) -> ! {
-    let v = frame.vector as usize;
-    let name = EXCEPTION_NAMES.get(v).copied().unwrap_or("interrupt");
+    let v = frame.vector;
+    let name = exception_name(v);
     println_raw!(
         "EXCEPTION {} (vector {}) on cpu{} in {} mode: error={:#x} rip={:#x} rsp={:#x}{}",
         name,

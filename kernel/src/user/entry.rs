@@ -1,7 +1,8 @@
 //! Crossing between ring 0 and ring 3.
 //!
 //! - `syscall`: the CPU loads RIP from LSTAR and CS/SS from STAR, saves the
-//!   user RIP in rcx and RFLAGS in r11, masks RFLAGS with FMASK, and leaves
+//!   user RIP in rcx and RFLAGS in r11, masks RFLAGS with FMASK (every flag
+//!   the kernel must not inherit from the user: see [`FMASK`]), and leaves
 //!   RSP alone. `syscall_entry` swaps GS to the per-CPU area, switches to the
 //!   thread's kernel stack (gs:16), and builds the same `TrapFrame` an
 //!   interrupt builds, so one frame type serves syscalls, faults and the
@@ -10,10 +11,35 @@
 //!   user's own rcx/r11 not needed), else `iretq`. `sysretq` to a
 //!   non-canonical RIP would fault in ring 0 on the user's stack (the classic
 //!   SYSRET hazard), so the dispatcher checks and chooses.
+//! - Every return to ring 3 passes [`prepare_return`], which makes sure the
+//!   frame cannot make `iretq`/`sysretq` fault in ring 0.
 //! - First entry of a thread: `enter_user` builds an `iretq` frame.
+//!
+//! What the two return instructions check, and so what must never reach
+//! them from user-controlled state:
+//! - RIP: both fault on a non-canonical one *in ring 0* (`iretq` with #GP
+//!   before leaving; Intel's `sysretq` with #GP on the user's RSP).
+//!   `prepare_return` turns such a RIP into a #GP of the process instead, as
+//!   Linux's bad-IRET fixup does.
+//! - RSP: neither checks it. `iretq` loads a non-canonical user RSP as it
+//!   is (the SDM's IRET checks RIP, CS and SS, not RSP; QEMU agrees, see the
+//!   `fault_return_rejects_bad_frames` test), and the first stack access in
+//!   ring 3 raises #SS there, which is the process's problem. `sysretq` is
+//!   preceded by `mov user_rsp, %rsp` in ring 0 with interrupts off; only an
+//!   NMI or #MC could arrive in that window, and both run on IST stacks.
+//! - The kernel's own RFLAGS.NT: `iretq` in 64-bit mode raises #GP if NT is
+//!   set *in the running flags*. A user can set NT (`popfq`), and `syscall`
+//!   copies the user's flags, so FMASK must clear it. (Interrupts and
+//!   exceptions clear NT on entry by themselves.)
+//! - The flags restored: `iretq` and `sysretq` load RFLAGS from the frame;
+//!   `prepare_return` keeps only flags a user may own (never IOPL, which
+//!   would grant `in`/`out`/`cli`, nor NT or VM).
+
+use abi::FaultReason;
 
 use crate::arch::cpu;
 use crate::arch::gdt::{KERNEL_CS, USER_CS, USER_DS};
+use crate::arch::trap::TrapFrame;
 
 core::arch::global_asm!(
     r#"
@@ -113,6 +139,42 @@ const MSR_STAR: u32 = 0xC000_0081;
 const MSR_LSTAR: u32 = 0xC000_0082;
 const MSR_FMASK: u32 = 0xC000_0084;
 
+const CF: u64 = 1 << 0;
+const PF: u64 = 1 << 2;
+const AF: u64 = 1 << 4;
+const ZF: u64 = 1 << 6;
+const SF: u64 = 1 << 7;
+pub const TF: u64 = 1 << 8;
+pub const IF: u64 = 1 << 9;
+const DF: u64 = 1 << 10;
+const OF: u64 = 1 << 11;
+const IOPL: u64 = 3 << 12;
+const NT: u64 = 1 << 14;
+const RF: u64 = 1 << 16;
+const AC: u64 = 1 << 18;
+const ID: u64 = 1 << 21;
+/// RFLAGS bit 1 reads as 1 always.
+const RESERVED1: u64 = 1 << 1;
+
+/// The flags `syscall` clears on entry: the same set as Linux. IF: the entry
+/// code runs with interrupts off until it is on the kernel stack. TF: no
+/// single-step trap in ring 0. DF: the ABI wants it clear. AC: no user
+/// alignment rules (or SMAP override) in the kernel. NT: `iretq` would fault
+/// (see the module comment). IOPL, RF, ID and the arithmetic flags: the
+/// kernel starts from known flags, not the user's.
+pub const FMASK: u64 = CF | PF | AF | ZF | SF | TF | IF | DF | OF | IOPL | NT | RF | AC | ID;
+
+/// The flags a user context may carry back to ring 3; IF is forced on.
+pub const USER_FLAGS: u64 = CF | PF | AF | ZF | SF | TF | DF | OF | RF | AC | ID;
+
+/// CR0.AM: with it, RFLAGS.AC in ring 3 turns misaligned accesses into #AC.
+const CR0_AM: u64 = 1 << 18;
+
+/// The lower (user) half of the canonical address space.
+pub fn is_canonical_user(a: u64) -> bool {
+    a < 1 << 47
+}
+
 /// Enable `syscall` on this CPU.
 pub fn init_this_cpu() {
     // sysret loads CS = base + 16 and SS = base + 8 (with RPL 3): base 0x10
@@ -120,14 +182,54 @@ pub fn init_this_cpu() {
     let star = (0x10u64 << 48) | (u64::from(KERNEL_CS) << 32);
     const { assert!(USER_CS == 0x23 && USER_DS == 0x1b) };
     // SAFETY: the entry point and selectors are the kernel's own; FMASK
-    // clears IF, DF, TF and AC on entry so the entry code runs with
-    // interrupts off and a known direction flag.
+    // clears IF (the entry code runs with interrupts off) and every other
+    // flag the kernel must not inherit.
     unsafe {
         cpu::wrmsr(cpu::MSR_EFER, cpu::rdmsr(cpu::MSR_EFER) | 1); // SCE
         cpu::wrmsr(MSR_STAR, star);
         cpu::wrmsr(MSR_LSTAR, syscall_entry as *const () as u64);
-        cpu::wrmsr(MSR_FMASK, (1 << 9) | (1 << 10) | (1 << 8) | (1 << 18));
+        cpu::wrmsr(MSR_FMASK, FMASK);
     }
+    enable_alignment_check();
+}
+
+/// Let ring 3 ask for alignment checking (RFLAGS.AC): a misaligned access
+/// then raises #AC, which goes to the process. Ring 0 is never checked.
+fn enable_alignment_check() {
+    let cr0: u64;
+    // SAFETY: reading CR0 has no side effects; setting AM changes only how
+    // ring-3 accesses with RFLAGS.AC set behave.
+    unsafe {
+        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags));
+        core::arch::asm!("mov cr0, {}", in(reg) cr0 | CR0_AM, options(nostack, preserves_flags));
+    }
+}
+
+/// True if CR0.AM is set on this CPU (ring 3 may ask for #AC).
+pub fn alignment_check_enabled() -> bool {
+    let cr0: u64;
+    // SAFETY: reading CR0 has no side effects.
+    unsafe {
+        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags))
+    };
+    cr0 & CR0_AM != 0
+}
+
+/// The last look at a frame before it returns to ring 3 (by `iretq` or
+/// `sysretq`): nothing in it may make the return fault in ring 0. Keeps
+/// only user flags; a non-canonical RIP becomes a #GP of the process (its
+/// fault handler runs, or it ends). Returns true if the frame was
+/// redirected to the fault handler (which needs the `iretq` return).
+pub fn prepare_return(frame: &mut TrapFrame) -> bool {
+    frame.rflags = (frame.rflags & USER_FLAGS) | IF | RESERVED1;
+    debug_assert!(frame.cs == u64::from(USER_CS) && frame.ss == u64::from(USER_DS));
+    if is_canonical_user(frame.rip) {
+        return false;
+    }
+    frame.vector = 13;
+    frame.error_code = 0;
+    super::fault::deliver(frame, FaultReason::GeneralProtection, 0);
+    true
 }
 
 /// Leave the kernel for user code at `rip` with stack `rsp`.

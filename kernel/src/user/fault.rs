@@ -1,18 +1,22 @@
-//! Page faults at user addresses.
+//! Faults from user mode, and page faults at user addresses.
 //!
-//! From user mode: the `mm` fault path (per-VMA lock first, `mmap_lock` as
-//! the fallback). A bad access goes to the thread's fault handler if it has
-//! one (the SIGSEGV of this OS), else ends the process with one line saying
-//! who, where and why. From kernel mode (copying syscall arguments): the
-//! `mmap_lock` path, and on failure the exception table's fixup.
+//! A page fault from user mode takes the `mm` fault path (per-VMA lock
+//! first, `mmap_lock` as the fallback). A bad access, and every other CPU
+//! exception a ring-3 instruction raises (#DE, #UD, #GP, ...), is the
+//! process's problem, never the kernel's: [`deliver`] hands it to the
+//! thread's fault handler if it has one (the signals of this OS), else ends
+//! the process with one line saying who, where and why. From kernel mode
+//! (copying syscall arguments): the `mmap_lock` path, and on failure the
+//! exception table's fixup.
+
+use core::sync::atomic::Ordering;
 
 use abi::fault::FaultReason;
 use mm::fault::{Access, FaultOutcome, handle_fault_mmap_locked, handle_user_fault};
 
-use super::{current_process, kill_process, save_frame, thread_exit, thread_state};
-use crate::arch::cpu;
-use crate::arch::percpu;
-use crate::arch::trap::TrapFrame;
+use super::{Process, current_process, kill_process, save_frame, thread_exit, thread_state};
+use crate::arch::trap::{self, TrapFrame};
+use crate::arch::{cpu, percpu};
 use crate::mm_platform;
 
 const PF_WRITE: u64 = 1 << 1;
@@ -83,49 +87,105 @@ pub fn user_fault(frame: &mut TrapFrame, addr: u64) {
             kill_process(p, 137);
             thread_exit(137);
         }
-        FaultOutcome::AccessError => bad_fault(frame, addr, why.unwrap_or(FaultReason::NotMapped)),
+        FaultOutcome::AccessError => {
+            mm_platform::count_segv();
+            deliver(frame, why.unwrap_or(FaultReason::NotMapped), addr);
+        }
     }
     cpu::disable_interrupts();
 }
 
-fn bad_fault(frame: &mut TrapFrame, addr: u64, why: FaultReason) {
-    mm_platform::count_segv();
-    let p = current_process();
+/// Any other CPU exception from ring 3 (the vectors
+/// [`FaultReason::for_vector`] names): always the process's problem.
+pub fn user_exception(frame: &mut TrapFrame, why: FaultReason) {
+    // Like a syscall: process context, interrupts on while we decide (the
+    // report takes the console, ending the process may sleep).
+    cpu::enable_interrupts();
+    deliver(frame, why, 0);
+    cpu::disable_interrupts();
+}
+
+/// Hand a fault of the current thread to its fault handler, or end the
+/// process. `addr` is the faulting address of a page fault, else 0. Returns
+/// only if the handler will run (the frame now enters it); the caller then
+/// returns to user mode as usual.
+///
+/// Nothing here is held across `thread_exit`: the caller took no lock, no
+/// preemption count and no RCU or interrupt nesting (a user exception is
+/// process context), so ending the thread leaves the CPU's books balanced.
+pub fn deliver(frame: &mut TrapFrame, why: FaultReason, addr: u64) {
+    debug_assert!(frame.from_user());
     let ts = thread_state();
     if ts.fault_handler != 0 && ts.saved.is_none() {
         // Deliver to the handler: it runs on its own stack with the fault's
-        // address, reason and RIP; FAULT_RETURN restores `saved`.
+        // address, reason, RIP and error code; FAULT_RETURN restores `saved`.
         ts.saved = Some(save_frame(frame));
-        let rip = frame.rip;
-        let zero = TrapFrame {
+        *frame = TrapFrame {
             vector: frame.vector,
-            error_code: 0,
             cs: frame.cs,
             ss: frame.ss,
+            rip: ts.fault_handler,
+            rsp: ts.fault_stack,
+            rflags: 0x202,
+            rdi: addr,
+            rsi: why as u64,
+            rdx: frame.rip,
+            rcx: frame.error_code,
             ..TrapFrame::default()
         };
-        *frame = zero;
-        frame.rip = ts.fault_handler;
-        frame.rsp = ts.fault_stack;
-        frame.rflags = 0x202;
-        frame.rdi = addr;
-        frame.rsi = why as u64;
-        frame.rdx = rip;
         return;
     }
+    end_process(frame, why, addr)
+}
+
+/// No handler (or a fault inside it): one line, then the whole process ends.
+fn end_process(frame: &TrapFrame, why: FaultReason, addr: u64) -> ! {
+    let p = current_process();
+    let at = if frame.vector == 14 {
+        alloc::format!(" at {addr:#x}")
+    } else {
+        alloc::string::String::new()
+    };
     crate::println_raw!(
-        "process {} '{}' thread {} on cpu{}: {} at {:#x}, rip {:#x} (page-fault error {:#x}): killed",
+        "process {} '{}' thread {} on cpu{}: {} (vector {}) at rip {:#x}: {}{} (error {:#x}): killed",
         p.id,
         p.name,
         crate::sched::current().id,
         percpu::cpu_id(),
-        why.describe(),
-        addr,
+        trap::exception_name(frame.vector),
+        frame.vector,
         frame.rip,
+        why.describe(),
+        at,
         frame.error_code
     );
+    // Only if this fault is what ends the process (not an EXIT or another
+    // thread's fault a moment earlier; a tie between two faults keeps one).
+    if !p.killed.load(Ordering::Relaxed) {
+        record_fatal_fault(p, frame.vector, why);
+    }
     kill_process(p, abi::thread::EXIT_CODE_FAULT);
-    thread_exit(abi::thread::EXIT_CODE_FAULT as i64);
+    thread_exit(abi::thread::EXIT_CODE_FAULT as i64)
+}
+
+/// Remember the first fault that ended `p` (for tests and post-mortems).
+fn record_fatal_fault(p: &Process, vector: u64, why: FaultReason) {
+    // Relaxed: read after the process has ended (`super::wait`, whose
+    // Acquire on `done` pairs with the last thread's Release), so that
+    // edge orders it; the compare-exchange keeps only the first fault.
+    let _ = p.fatal_fault.compare_exchange(
+        0,
+        (vector << 32) | why as u64,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+}
+
+/// The fault that ended `p`, if one did: its vector and reason.
+pub fn fatal_fault(p: &Process) -> Option<(u64, FaultReason)> {
+    // Relaxed: see `record_fatal_fault`.
+    let v = p.fatal_fault.load(Ordering::Relaxed);
+    FaultReason::from_u64(v & 0xFFFF_FFFF).map(|r| (v >> 32, r))
 }
 
 /// A kernel-mode fault at a user address from a user-copy instruction: try

@@ -54,6 +54,9 @@ pub struct Process {
     /// to user mode.
     pub killed: AtomicBool,
     pub exit_code: AtomicI32,
+    /// The fault that ended the process: `vector << 32 | reason`, 0 if none
+    /// (`fault::fatal_fault` decodes it).
+    pub fatal_fault: AtomicU64,
     done: AtomicBool,
     exited: WaitQueue,
 }
@@ -167,6 +170,7 @@ fn new_process(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
         live: AtomicUsize::new(0),
         killed: AtomicBool::new(false),
         exit_code: AtomicI32::new(0),
+        fatal_fault: AtomicU64::new(0),
         done: AtomicBool::new(false),
         exited: WaitQueue::new(),
     }))
@@ -297,4 +301,16 @@ pub fn save_frame(f: &TrapFrame) -> SavedFrame {
 pub fn restore_frame(f: &mut TrapFrame, s: &SavedFrame) {
     // SAFETY: as above.
     *f = unsafe { core::mem::transmute_copy(&s.0) };
+}
+
+/// Like [`run`], but keeps the ended process for a look at how it ended
+/// (its exit code, `fault::fatal_fault`).
+pub fn run_process(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
+    let p = spawn(name, args)?;
+    wait(&p);
+    let threads = core::mem::take(&mut *p.threads.lock());
+    for t in &threads {
+        sched::join(t);
+    }
+    Ok(p)
 }

@@ -64,9 +64,11 @@ extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> u64 {
         frame.rax = encode(r);
     }
     super::check_killed();
+    let redirected = super::entry::prepare_return(frame);
     cpu::disable_interrupts();
-    // sysret needs a canonical user RIP (else it faults in ring 0).
-    u64::from(iret || !is_user_code_addr(frame.rip))
+    // sysret needs a canonical user RIP (else it faults in ring 0), and
+    // restores neither rcx nor r11 of a redirected or restored context.
+    u64::from(iret || redirected || !is_user_code_addr(frame.rip))
 }
 
 fn thread_spawn(entry: u64, stack_top: u64, arg: u64) -> SysResult {
@@ -178,30 +180,51 @@ fn set_fault_handler(entry: u64, stack_top: u64) -> SysResult {
         ts.fault_handler = 0;
         return Ok(0);
     }
-    if !is_user_code_addr(entry) || !is_user_code_addr(stack_top.wrapping_sub(1)) {
+    if !is_user_code_addr(entry)
+        || !is_user_code_addr(stack_top.wrapping_sub(1))
+        || !stack_top.is_multiple_of(16)
+    {
         return Err(Errno::EINVAL);
     }
     ts.fault_handler = entry;
-    ts.fault_stack = stack_top & !0xF;
+    ts.fault_stack = stack_top;
     Ok(0)
 }
 
 fn fault_return(frame: &mut TrapFrame, resume_rip: u64) -> SysResult {
     let ts = thread_state();
-    let saved = ts.saved.take().ok_or(Errno::EINVAL)?;
-    if resume_rip != 0 && !is_user_code_addr(resume_rip) {
-        ts.saved = Some(saved);
+    let saved = ts.saved.as_ref().ok_or(Errno::EINVAL)?;
+    let mut restored = TrapFrame::default();
+    restore_frame(&mut restored, saved);
+    if resume_rip != 0 {
+        if !is_user_code_addr(resume_rip) {
+            return Err(Errno::EINVAL);
+        }
+        restored.rip = resume_rip;
+    }
+    check_restored(&mut restored)?;
+    // Only now is the handler done: a refused FAULT_RETURN leaves it able
+    // to try again with another `resume_rip`.
+    ts.saved = None;
+    *frame = restored;
+    Ok(0)
+}
+
+/// What `FAULT_RETURN` may hand back to ring 3: a canonical user RIP (else
+/// `EINVAL`: `iretq` would fault in ring 0), the user selectors, and only
+/// user flags with IF on: never IOPL (that would grant `in`/`out`/`cli`) or
+/// NT, and not TF (a handler ends single-stepping). The saved context came
+/// from the CPU, so today only NT and TF can be there to drop; the check
+/// keeps it that way whatever fills the frame.
+pub fn check_restored(f: &mut TrapFrame) -> Result<(), Errno> {
+    use super::entry::{IF, TF, USER_FLAGS, is_canonical_user};
+    if !is_canonical_user(f.rip) {
         return Err(Errno::EINVAL);
     }
-    restore_frame(frame, &saved);
-    if resume_rip != 0 {
-        frame.rip = resume_rip;
-    }
-    // The restored context is a user one: keep its selectors and IF sane.
-    frame.cs = u64::from(crate::arch::gdt::USER_CS);
-    frame.ss = u64::from(crate::arch::gdt::USER_DS);
-    frame.rflags = (frame.rflags & 0xCD5) | 0x202;
-    Ok(0)
+    f.cs = u64::from(crate::arch::gdt::USER_CS);
+    f.ss = u64::from(crate::arch::gdt::USER_DS);
+    f.rflags = (f.rflags & USER_FLAGS & !TF) | IF | 2;
+    Ok(())
 }
 
 fn get_args(buf: u64, len: u64) -> SysResult {

@@ -1,4 +1,5 @@
-//! Catching bad faults: the user fault handler, `try_read` and `try_write`.
+//! Catching bad faults and CPU exceptions: the user fault handler,
+//! `try_read` and `try_write`.
 //!
 //! A thread that wants to survive its bad faults calls [`install`] once; the
 //! returned guard keeps the handler (and its stack) registered for that
@@ -8,15 +9,20 @@
 //! *where* to resume:
 //!
 //! - `try_read`/`try_write` are assembly routines whose one memory access is
-//!   at a known label. A fault there resumes at one of four fixup stubs, one
+//!   at a known label. A fault there resumes at one of the fixup stubs, one
 //!   per [`FaultReason`], each returning `reason << 8` instead of the value
-//!   (like the kernel's exception table, which this mirrors).
+//!   (like the kernel's exception table, which this mirrors). A
+//!   non-canonical address is a #GP, not a page fault: its stub says
+//!   [`FaultReason::GeneralProtection`].
 //! - Otherwise a program-wide hook ([`set_hook`]) may claim the fault and say
 //!   where to resume (`Some(0)`: retry the instruction, after fixing the
 //!   mapping).
 //! - Otherwise the handler removes itself and retries: the fault happens
 //!   again with no handler and the kernel ends the process, as if none had
-//!   been installed.
+//!   been installed. A trap ([`FaultReason::is_trap`]: #DB, #BP, #OF) would
+//!   not happen again (its RIP is already past the instruction), so for an
+//!   unclaimed trap the handler prints what happened and ends the process
+//!   with the fault exit code itself.
 
 use abi::mman::{PROT_READ, PROT_WRITE};
 use abi::{Errno, FaultReason};
@@ -45,16 +51,18 @@ core::arch::global_asm!(
     "    xor eax, eax",
     "    ret",
     // Resumed at with the faulting context: rsp points at the return address
-    // of the rt_try_* call, so `ret` goes back to its caller.
-    ".global rt_fixup_1, rt_fixup_2, rt_fixup_3, rt_fixup_4",
-    "rt_fixup_1: mov eax, 0x100",
+    // of the rt_try_* call, so `ret` goes back to its caller. One 8-byte
+    // stub per reason, in reason order: stub n returns n << 8.
+    ".balign 8",
+    ".global rt_fixups",
+    "rt_fixups:",
+    ".set rt_fixup_reason, 1",
+    ".rept {reasons}",
+    "    .balign 8",
+    "    mov eax, rt_fixup_reason * 256",
     "    ret",
-    "rt_fixup_2: mov eax, 0x200",
-    "    ret",
-    "rt_fixup_3: mov eax, 0x300",
-    "    ret",
-    "rt_fixup_4: mov eax, 0x400",
-    "    ret",
+    "    .set rt_fixup_reason, rt_fixup_reason + 1",
+    ".endr",
     // The handler entry: rsp = the handler stack top, no return address.
     ".global rt_fault_entry",
     "rt_fault_entry:",
@@ -64,6 +72,7 @@ core::arch::global_asm!(
     "    ud2",
     ".popsection",
     handler = sym fault_main,
+    reasons = const FaultReason::ALL.len(),
 );
 
 unsafe extern "C" {
@@ -71,10 +80,7 @@ unsafe extern "C" {
     fn rt_try_write(p: *mut u8, v: u8) -> u64;
     fn rt_try_read_insn();
     fn rt_try_write_insn();
-    fn rt_fixup_1();
-    fn rt_fixup_2();
-    fn rt_fixup_3();
-    fn rt_fixup_4();
+    fn rt_fixups();
     fn rt_fault_entry();
 }
 
@@ -112,8 +118,7 @@ extern "C" fn fault_main(addr: u64, reason: u64, rip: u64) -> ! {
         if rip == rt_try_read_insn as *const () as u64
             || rip == rt_try_write_insn as *const () as u64
         {
-            let fixups = [rt_fixup_1, rt_fixup_2, rt_fixup_3, rt_fixup_4];
-            resume(fixups[reason as usize - 1] as *const () as u64);
+            resume(rt_fixups as *const () as u64 + 8 * (reason as u64 - 1));
         }
         // Acquire pairs with the Release in `set_hook`.
         let hook = HOOK.load(Ordering::Acquire);
@@ -123,6 +128,10 @@ extern "C" fn fault_main(addr: u64, reason: u64, rip: u64) -> ! {
             if let Some(at) = hook(addr, reason, rip) {
                 resume(at);
             }
+        }
+        if reason.is_trap() {
+            crate::println!("unhandled {} before rip {rip:#x}", reason.describe());
+            crate::sys::exit(abi::thread::EXIT_CODE_FAULT);
         }
     }
     // Not ours: fault again with no handler, so the kernel reports it.
