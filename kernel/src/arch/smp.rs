@@ -108,6 +108,7 @@ pub fn init_this_cpu(cpu: usize) {
     trap::load_idt();
     apic::init_this_cpu();
     crate::user::entry::init_this_cpu();
+    cpu::enable_user_fpu();
     percpu::this().apic_id.store(apic::id(), Ordering::Relaxed);
 }
 
