@@ -310,11 +310,11 @@ fn switch_away(preempted: bool) {
     let idle_ptr = rq.idle.load(Ordering::Relaxed);
     let next: Arc<Task> = {
         let mut q = rq.queue.lock();
-        let moving = prev.pinned().is_some_and(|c| c != me);
-        if moving && prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr) {
+        let still_running = prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr);
+        // One read of the affinity: another task may change it meanwhile.
+        if let Some(target) = prev.pinned().filter(|&c| c != me && still_running) {
             // Pinned elsewhere since it last ran: hand it to that CPU.
             prev.set_state(State::Runnable);
-            let target = prev.pinned().unwrap();
             drop(q);
             // SAFETY: as below.
             enqueue(unsafe { clone_raw(prev_ptr) }, target);
