@@ -58,10 +58,6 @@ impl FpuState {
         }
         FpuState(b)
     }
-
-    pub fn bytes(&self) -> &[u8; 512] {
-        &self.0
-    }
 }
 
 /// Store this CPU's x87/SSE registers into `area`.

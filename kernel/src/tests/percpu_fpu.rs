@@ -39,7 +39,11 @@ ktest!(
             "fpu_state_is_per_thread: {} context switches meanwhile",
             total_switches() - switches
         );
-        kassert_eq!(codes, [0, 0], "exit codes of the two processes (-2: could not start)");
+        kassert_eq!(
+            codes,
+            [0, 0],
+            "exit codes of the two processes (-2: could not start)"
+        );
         Ok(())
     }
 );
@@ -62,7 +66,11 @@ fn check_current(me: *const Task, checks: u64) -> Result<u64, alloc::string::Str
             cur.id,
             cur.name
         );
-        kassert_eq!(preempt::count(), 0, "check {i}: preempt count outside a section");
+        kassert_eq!(
+            preempt::count(),
+            0,
+            "check {i}: preempt count outside a section"
+        );
         preempt::disable();
         let inside = preempt::count();
         preempt::enable();

@@ -65,17 +65,21 @@ impl Fx {
     /// (exceptions stay masked, so nothing traps).
     fn pattern(tag: u64, round: u64) -> Fx {
         let k = tag * 7 + round;
+        let (rounding, top) = (k as u16 & 3, k as u16 & 7);
         let mut f = Fx::zero();
-        f.put(FCW, &(INITIAL_FCW | ((k as u16 & 3) << 10)).to_le_bytes()); // rounding
-        f.put(FSW, &(((k as u16) & 7) << 11).to_le_bytes()); // stack top
+        f.put(FCW, &(INITIAL_FCW | rounding << 10).to_le_bytes());
+        f.put(FSW, &(top << 11).to_le_bytes());
         f.0[FTW] = !(k as u8) | 1;
-        f.put(MXCSR, &(INITIAL_MXCSR | ((k as u32 & 3) << 13)).to_le_bytes()); // rounding
+        let mxcsr = INITIAL_MXCSR | u32::from(rounding) << 13;
+        f.put(MXCSR, &mxcsr.to_le_bytes());
         for i in 0..8 {
-            f.put(ST0 + 16 * i, &marker(tag, round, i as u64).to_le_bytes());
+            let mantissa = marker(tag, round, i as u64);
+            f.put(ST0 + 16 * i, &mantissa.to_le_bytes());
             f.put(ST0 + 16 * i + 8, &(0x3FFF ^ i as u16).to_le_bytes());
         }
         for i in 0..32 {
-            f.put(XMM0 + 8 * i, &marker(tag, round, 8 + i as u64).to_le_bytes());
+            let word = marker(tag, round, 8 + i as u64);
+            f.put(XMM0 + 8 * i, &word.to_le_bytes());
         }
         f
     }
@@ -274,7 +278,10 @@ fn main(args: Args) -> i32 {
     check_fresh("main thread");
     let p: u64 = match args.raw().trim().parse() {
         Ok(p) if (1..16).contains(&p) => p,
-        _ => rt::fail!("usage: fpu_state_is_per_thread P (1..15), got {:?}", args.raw()),
+        _ => rt::fail!(
+            "usage: fpu_state_is_per_thread P (1..15), got {:?}",
+            args.raw()
+        ),
     };
     let cpus = rt::cpu_count();
     let ms = tsc_per_ms();
