@@ -48,16 +48,25 @@ ktest!(
     }
 );
 
-/// Checks each unpinned task makes, over all tasks: millions in total.
+/// Checks the unpinned tasks make at least, over all tasks: millions.
 const CHECKS: u64 = 4_000_000;
+/// Rounds of forced moves the checkers live through at least.
+const MOVE_ROUNDS: usize = 20;
 
-/// One checker: `CHECKS / n` times, `current()` must be this task, and the
-/// CPU's preempt count must be 0 outside and 1 inside a no-preempt section.
-/// Returns the failure, if any, and how often it saw its CPU change.
-fn check_current(me: *const Task, checks: u64) -> Result<u64, alloc::string::String> {
+/// One checker: at least `checks` times, and until `moved` is set,
+/// `current()` must be this task, and the CPU's preempt count must be 0
+/// outside and 1 inside a no-preempt section. Returns the checks made and
+/// how often it saw its CPU change, or the failure.
+fn check_current(
+    me: *const Task,
+    checks: u64,
+    moved: &AtomicBool,
+) -> Result<(u64, u64), alloc::string::String> {
     let mut moves = 0;
     let mut last_cpu = percpu::cpu_id();
-    for i in 0..checks {
+    let mut i = 0;
+    while i < checks || !moved.load(Ordering::Relaxed) {
+        i += 1;
         let cur = sched::current();
         kassert!(
             core::ptr::eq(cur, me),
@@ -81,7 +90,7 @@ fn check_current(me: *const Task, checks: u64) -> Result<u64, alloc::string::Str
             last_cpu = cpu;
         }
     }
-    Ok(moves)
+    Ok((i, moves))
 }
 
 ktest!(
@@ -111,9 +120,12 @@ ktest!(
         let me: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
         let moves = Arc::new(AtomicU64::new(0));
         let failure = Arc::new(spin::Mutex::new(None));
+        let moved = Arc::new(AtomicBool::new(false));
+        let checks = Arc::new(AtomicU64::new(0));
         let checkers: Vec<Arc<Task>> = (0..n)
             .map(|i| {
                 let (me, moves, failure) = (me.clone(), moves.clone(), failure.clone());
+                let (moved, checks) = (moved.clone(), checks.clone());
                 sched::spawn("checker", None, move || {
                     let mine = loop {
                         match me[i].load(Ordering::Acquire) {
@@ -121,8 +133,9 @@ ktest!(
                             p => break p as *const Task,
                         }
                     };
-                    match check_current(mine, CHECKS / n as u64) {
-                        Ok(m) => {
+                    match check_current(mine, CHECKS / n as u64, &moved) {
+                        Ok((c, m)) => {
+                            checks.fetch_add(c, Ordering::Relaxed);
                             moves.fetch_add(m, Ordering::Relaxed);
                         }
                         Err(e) => *failure.lock() = Some(e),
@@ -134,15 +147,21 @@ ktest!(
             // Release pairs with the checker's Acquire load.
             slot.store(Arc::as_ptr(t) as usize, Ordering::Release);
         }
-        // Move the unpinned checkers around as well: pin one to another CPU
-        // (the scheduler moves it at its next switch), then let it go again.
-        let mut k = 0usize;
+        // Move the checkers around as well: pin each to another CPU (the
+        // scheduler moves it at its next switch), then let them go again
+        // (stealing moves them too).
+        let mut k = 0;
         while checkers.iter().any(|t| t.state() != sched::State::Exited) {
-            let t = &checkers[k % n];
-            t.affinity.store((k / n + k) % cpus, Ordering::Relaxed);
-            sched::sleep_ns(2_000_000);
-            t.affinity.store(NO_CPU, Ordering::Relaxed);
+            for (i, t) in checkers.iter().enumerate() {
+                t.affinity.store((i + k) % cpus, Ordering::Relaxed);
+            }
+            sched::sleep_ns(20_000_000);
+            for t in &checkers {
+                t.affinity.store(NO_CPU, Ordering::Relaxed);
+            }
+            sched::sleep_ns(10_000_000);
             k += 1;
+            moved.store(k >= MOVE_ROUNDS, Ordering::Relaxed);
         }
         for t in &checkers {
             kassert_eq!(sched::join(t), 0);
@@ -157,7 +176,7 @@ ktest!(
         let moves = moves.load(Ordering::Relaxed);
         crate::info!(
             "percpu_current_survives_migration: {} checks in {n} tasks, {moves} CPU changes seen",
-            CHECKS
+            checks.load(Ordering::Relaxed)
         );
         kassert!(
             cpus == 1 || moves > 0,
