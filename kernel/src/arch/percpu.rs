@@ -45,6 +45,10 @@ pub struct PerCpu {
     /// gs:48, interrupt nesting depth. Changed only by this CPU's interrupt
     /// entry and exit (interrupts off); read in one load by `irq_depth()`.
     pub irq_depth: AtomicUsize,
+    /// gs:56, set when this CPU should switch tasks at its next chance (a
+    /// task is waiting); changed with interrupts off, read as a hint in one
+    /// load by `need_resched()`.
+    pub need_resched: AtomicBool,
     pub cpu_id: u32,
     pub apic_id: AtomicU32,
     pub online: AtomicBool,
@@ -73,6 +77,7 @@ impl PerCpu {
             current_task: AtomicUsize::new(0),
             preempt_count: AtomicUsize::new(0),
             irq_depth: AtomicUsize::new(0),
+            need_resched: AtomicBool::new(false),
             cpu_id,
             apic_id: AtomicU32::new(u32::MAX),
             online: AtomicBool::new(false),
@@ -94,6 +99,7 @@ pub const GS_SYSCALL_USER_RSP: usize = 24;
 pub const GS_CURRENT_TASK: usize = 32;
 pub const GS_PREEMPT_COUNT: usize = 40;
 pub const GS_IRQ_DEPTH: usize = 48;
+pub const GS_NEED_RESCHED: usize = 56;
 
 const _: () = {
     assert!(offset_of!(PerCpu, self_ptr) == GS_SELF);
@@ -103,6 +109,8 @@ const _: () = {
     assert!(offset_of!(PerCpu, current_task) == GS_CURRENT_TASK);
     assert!(offset_of!(PerCpu, preempt_count) == GS_PREEMPT_COUNT);
     assert!(offset_of!(PerCpu, irq_depth) == GS_IRQ_DEPTH);
+    assert!(offset_of!(PerCpu, need_resched) == GS_NEED_RESCHED);
+    assert!(size_of::<AtomicBool>() == 1);
     // The single-instruction accessors below work on whole 64-bit words.
     assert!(size_of::<AtomicUsize>() == 8);
 };
@@ -254,6 +262,23 @@ pub fn irq_depth() -> usize {
              options(nostack, readonly, preserves_flags))
     };
     v
+}
+
+/// This CPU's `need_resched`, in one load. A task that may move can only
+/// use it as a hint (it may be stale the moment after), to decide whether
+/// to look again with interrupts off.
+#[inline]
+pub fn need_resched() -> bool {
+    if !gs_ready() {
+        return CPUS[0].need_resched.load(Ordering::Relaxed);
+    }
+    let v: u32;
+    // SAFETY: as in `current_task`; the field is the byte `need_resched`.
+    unsafe {
+        asm!("movzx {:e}, byte ptr gs:[{off}]", out(reg) v, off = const GS_NEED_RESCHED,
+             options(nostack, readonly, preserves_flags))
+    };
+    v != 0
 }
 
 pub fn get(cpu: usize) -> &'static PerCpu {

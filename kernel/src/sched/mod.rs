@@ -46,7 +46,8 @@ struct RunQueue {
     idle: AtomicPtr<Task>,
     /// The task we just switched away from, for `finish_switch`.
     prev: AtomicPtr<Task>,
-    need_resched: AtomicBool,
+    // `need_resched` is in `PerCpu`, so that `preempt::enable` can test it
+    // in one `gs:` load.
     /// Tasks sleeping until a deadline, checked on each tick.
     sleepers: SpinLock<Vec<Arc<Task>>>,
     nr_switches: AtomicU64,
@@ -62,7 +63,6 @@ static RQ: [RunQueue; MAX_CPUS] = [const {
         queue: SpinLock::new(VecDeque::new()),
         idle: AtomicPtr::new(core::ptr::null_mut()),
         prev: AtomicPtr::new(core::ptr::null_mut()),
-        need_resched: AtomicBool::new(false),
         sleepers: SpinLock::new(Vec::new()),
         nr_switches: AtomicU64::new(0),
         label: [const { AtomicU8::new(0) }; LABEL_LEN],
@@ -251,7 +251,7 @@ fn enqueue(t: Arc<Task>, cpu: usize) {
             trap::VECTOR_WAKEUP,
         );
     } else {
-        RQ[cpu].need_resched.store(true, Ordering::Relaxed);
+        percpu::get(cpu).need_resched.store(true, Ordering::Relaxed);
     }
     cpu::irq_restore(irq);
 }
@@ -298,7 +298,7 @@ fn switch_away(preempted: bool) {
     let irq = cpu::irq_save();
     let me = percpu::cpu_id();
     let rq = &RQ[me];
-    rq.need_resched.store(false, Ordering::Relaxed);
+    percpu::get(me).need_resched.store(false, Ordering::Relaxed);
     // Whoever calls schedule() is outside any RCU reader (readers cannot
     // sleep or be preempted), so this is a quiescent state even if we end up
     // not switching (Linux's cond_resched() reports one too).
@@ -343,7 +343,7 @@ fn switch_away(preempted: bool) {
             core::ptr::eq(Arc::as_ptr(t), prev_ptr) || !t.on_cpu.load(Ordering::Acquire)
         });
         if ready.is_none() && !q.is_empty() {
-            rq.need_resched.store(true, Ordering::Relaxed);
+            percpu::get(me).need_resched.store(true, Ordering::Relaxed);
         }
         match ready.and_then(|i| q.remove(i)) {
             Some(t) => t,
@@ -519,16 +519,14 @@ pub fn tick() {
         }
     }
     if !rq.queue.lock().is_empty() {
-        rq.need_resched.store(true, Ordering::Relaxed);
+        percpu::this().need_resched.store(true, Ordering::Relaxed);
     }
 }
 
-/// Called at the end of an interrupt: switch if asked and allowed.
 /// Called at the end of an interrupt (interrupts off): switch if asked and
 /// allowed.
 pub fn preempt_on_irq_exit() {
-    let rq = rq();
-    if rq.need_resched.load(Ordering::Relaxed)
+    if percpu::need_resched()
         && preempt::count() == 0
         && percpu::irq_depth() == 0
         && !current_ptr().is_null()
@@ -539,15 +537,16 @@ pub fn preempt_on_irq_exit() {
 
 /// Called when the preempt count drops to zero outside interrupts.
 pub fn preempt_point() {
-    if !cpu::interrupts_enabled() {
-        return; // the next `irq_restore` or interrupt exit gets its chance
+    // The common case, nothing to do, costs one `gs:` load. If the flag is
+    // stale (we moved right after reading it), a tick or the next preemption
+    // point catches up.
+    if !percpu::need_resched() || !cpu::interrupts_enabled() {
+        return;
     }
-    // Interrupts off while we look: `need_resched` must be the flag of the
-    // CPU we are on, so we must not move between choosing the queue and
-    // reading it (`switch_away` turns them off anyway).
+    // Interrupts off while we look again, so we cannot move meanwhile
+    // (`switch_away` turns them off anyway).
     cpu::disable_interrupts();
-    let rq = rq();
-    if rq.need_resched.load(Ordering::Relaxed)
+    if percpu::need_resched()
         && preempt::count() == 0
         && percpu::irq_depth() == 0
         && STARTED.load(Ordering::Acquire)
