@@ -113,6 +113,9 @@ impl Drop for RcuReadGuard {
 
 /// Read-side nesting depth on this CPU.
 pub fn nesting() -> usize {
+    // Preemption off: outside a reader we could otherwise read the count of
+    // a CPU we have just left, in the middle of someone else's reader.
+    let _stay = preempt::guard();
     this().nesting.load(Ordering::Relaxed)
 }
 
