@@ -11,7 +11,7 @@
 //! the task cannot move (interrupts or preemption off): otherwise the second
 //! step touches the CPU it *was* on. The state a preemptible task reads or
 //! changes here (its current-task pointer, the preempt count, the interrupt
-//! depth) therefore has its own accessor that is one `gs:`-relative
+//! depth, `need_resched`) therefore has its own accessor that is one `gs:`-relative
 //! instruction, as Linux's `this_cpu_*` and `current` are: whichever CPU runs
 //! that instruction, it reads or changes that CPU's own field.
 
