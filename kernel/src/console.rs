@@ -56,8 +56,9 @@ pub struct ConsoleGuard {
 }
 
 pub fn lock() -> ConsoleGuard {
-    let me = percpu::cpu_id();
+    // Interrupts off first: `me` must stay the CPU we run on.
     let irq = cpu::irq_save();
+    let me = percpu::cpu_id();
     if OWNER.load(Ordering::Relaxed) == me {
         // Re-entered on this CPU (an exception while printing): go ahead.
         return ConsoleGuard { owned: false, irq };

@@ -25,7 +25,7 @@ const ENABLED: bool = cfg!(debug_assertions);
 
 /// The held-lock list of the running task, if we are in task context.
 fn with_held<R>(f: impl FnOnce(&mut ([Option<HeldLock>; 24], usize)) -> R) -> Option<R> {
-    if !ENABLED || percpu::this().irq_depth.load(Ordering::Relaxed) != 0 {
+    if !ENABLED || percpu::irq_depth() != 0 {
         return None;
     }
     let task = sched::try_current()?;
@@ -107,8 +107,7 @@ pub fn might_sleep() {
     if !ENABLED {
         return;
     }
-    let pc = percpu::this();
-    let in_irq = pc.irq_depth.load(Ordering::Relaxed) != 0;
+    let in_irq = percpu::irq_depth() != 0;
     if preempt::count() == 0 && !in_irq {
         return;
     }
@@ -121,7 +120,7 @@ pub fn might_sleep() {
             "atomic context"
         },
         Location::caller(),
-        pc.cpu_id,
+        percpu::cpu_id(),
         preempt::count()
     );
     with_held(|(held, n)| {

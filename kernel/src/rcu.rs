@@ -113,6 +113,9 @@ impl Drop for RcuReadGuard {
 
 /// Read-side nesting depth on this CPU.
 pub fn nesting() -> usize {
+    // Preemption off: outside a reader we could otherwise read the count of
+    // a CPU we have just left, in the middle of someone else's reader.
+    let _stay = preempt::guard();
     this().nesting.load(Ordering::Relaxed)
 }
 
@@ -354,8 +357,12 @@ fn gp_task() {
         // This task holds no reader (it runs with preemption enabled), so its
         // CPU is quiescent right now: with the other CPUs idle the grace
         // period ends without waiting for a tick. Each sleep below is a
-        // quiescent state too.
-        report_qs();
+        // quiescent state too. (Unpinned: preemption off so the state we
+        // report is that of the CPU we are on, not one we just left.)
+        {
+            let _stay = preempt::guard();
+            report_qs();
+        }
         while holdouts(g) != 0 {
             sched::sleep_ns(1_000_000);
         }

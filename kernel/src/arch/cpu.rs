@@ -90,6 +90,65 @@ pub unsafe fn write_cr3(pml4_phys: u64) {
     unsafe { asm!("mov cr3, {}", in(reg) pml4_phys, options(nostack, preserves_flags)) }
 }
 
+pub fn read_cr0() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR0 has no side effects.
+    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
+/// # Safety
+/// The new value must keep protected mode, paging and write protection on
+/// (PE, PG, WP), which the kernel relies on.
+pub unsafe fn write_cr0(v: u64) {
+    // SAFETY: the caller's contract above.
+    unsafe { asm!("mov cr0, {}", in(reg) v, options(nostack, preserves_flags)) }
+}
+
+pub fn read_cr4() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR4 has no side effects.
+    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
+/// # Safety
+/// The new value must keep PAE and the features the kernel enabled at boot.
+pub unsafe fn write_cr4(v: u64) {
+    // SAFETY: the caller's contract above.
+    unsafe { asm!("mov cr4, {}", in(reg) v, options(nostack, preserves_flags)) }
+}
+
+pub const CR0_MP: u64 = 1 << 1;
+pub const CR0_EM: u64 = 1 << 2;
+pub const CR0_TS: u64 = 1 << 3;
+pub const CR0_NE: u64 = 1 << 5;
+pub const CR4_OSFXSR: u64 = 1 << 9;
+pub const CR4_OSXMMEXCPT: u64 = 1 << 10;
+
+/// Let ring 3 use x87, MMX and SSE on this CPU (every CPU, at bring-up).
+///
+/// CR0: EM clear (x87 instructions run instead of trapping with #NM), MP
+/// set (`wait`/`fwait` honour TS), TS clear (no lazy-switch trap: the
+/// scheduler switches the state eagerly, see `sched::fpu`), NE set (x87
+/// errors raise #MF instead of the legacy external FERR# line). CR4: OSFXSR
+/// (`fxsave`/`fxrstor` include the `xmm` registers, and SSE instructions
+/// are allowed), OSXMMEXCPT (unmasked SIMD exceptions raise #XM, not #UD).
+/// The kernel itself never uses these registers (its target is soft-float).
+pub fn enable_user_fpu() {
+    let edx = cpuid(1, 0).edx;
+    // FXSR (bit 24), SSE (25), SSE2 (26): architectural on x86-64.
+    assert!(
+        edx & (0b111 << 24) == 0b111 << 24,
+        "CPU lacks FXSR/SSE/SSE2 (cpuid.1.edx={edx:#x})"
+    );
+    // SAFETY: only the FPU-related bits change; PE, PG, WP and PAE stay.
+    unsafe {
+        write_cr0((read_cr0() | CR0_MP | CR0_NE) & !(CR0_EM | CR0_TS));
+        write_cr4(read_cr4() | CR4_OSFXSR | CR4_OSXMMEXCPT);
+    }
+}
+
 pub fn invlpg(addr: u64) {
     // SAFETY: dropping a TLB entry only makes the CPU re-walk the tables.
     unsafe { asm!("invlpg [{}]", in(reg) addr, options(nostack, preserves_flags)) }
@@ -156,25 +215,3 @@ pub const MSR_APIC_BASE: u32 = 0x1B;
 pub const MSR_EFER: u32 = 0xC000_0080;
 pub const MSR_GS_BASE: u32 = 0xC000_0101;
 pub const MSR_KERNEL_GS_BASE: u32 = 0xC000_0102;
-
-/// Let ring 3 use x87 and SSE, with their exceptions reported as #MF and
-/// #XM: CR0.MP and NE on, EM and TS off; CR4.OSFXSR and OSXMMEXCPT on. The
-/// kernel itself is soft-float and never touches these registers.
-pub fn enable_user_fpu() {
-    const CR0_MP: u64 = 1 << 1;
-    const CR0_EM: u64 = 1 << 2;
-    const CR0_TS: u64 = 1 << 3;
-    const CR0_NE: u64 = 1 << 5;
-    const CR4_OSFXSR: u64 = 1 << 9;
-    const CR4_OSXMMEXCPT: u64 = 1 << 10;
-    let (cr0, cr4): (u64, u64);
-    // SAFETY: these bits only change how x87/SSE instructions behave, which
-    // the kernel does not execute.
-    unsafe {
-        asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags));
-        asm!("mov cr0, {}", in(reg) (cr0 | CR0_MP | CR0_NE) & !(CR0_EM | CR0_TS), options(nostack, preserves_flags));
-        asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack, preserves_flags));
-        asm!("mov cr4, {}", in(reg) cr4 | CR4_OSFXSR | CR4_OSXMMEXCPT, options(nostack, preserves_flags));
-        asm!("fninit", options(nomem, nostack, preserves_flags));
-    }
-}

@@ -5,8 +5,19 @@
 //! live in one static array so any CPU can also look at another's (`get`).
 //! Fields touched by other CPUs are atomics; fields only the owner touches
 //! are `Cell`-like through `UnsafeCell` and documented as owner-only.
+//!
+//! A task can be preempted between any two instructions and resume on
+//! another CPU. So "read `gs:0`, then use the pointer" is only right while
+//! the task cannot move (interrupts or preemption off): otherwise the second
+//! step touches the CPU it *was* on. The state a preemptible task reads or
+//! changes here (its current-task pointer, the preempt count, the interrupt
+//! depth, `need_resched`) therefore has its own accessor that is one `gs:`-relative
+//! instruction, as Linux's `this_cpu_*` and `current` are: whichever CPU runs
+//! that instruction, it reads or changes that CPU's own field.
 
+use core::arch::asm;
 use core::cell::UnsafeCell;
+use core::mem::offset_of;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::gdt::Tss;
@@ -25,6 +36,19 @@ pub struct PerCpu {
     pub syscall_kernel_rsp: AtomicU64,
     /// gs:24, scratch for the user stack pointer during `syscall` entry.
     pub syscall_user_rsp: AtomicU64,
+    /// gs:32, the running task (`*const sched::Task`), written by the context
+    /// switch with interrupts off; read by `sched::current()` in one load.
+    pub current_task: AtomicUsize,
+    /// gs:40, preemption-disable nesting (see `sched::preempt`). Changed only
+    /// by this CPU, with one `inc`/`xadd` on `gs:`; other CPUs may read it.
+    pub preempt_count: AtomicUsize,
+    /// gs:48, interrupt nesting depth. Changed only by this CPU's interrupt
+    /// entry and exit (interrupts off); read in one load by `irq_depth()`.
+    pub irq_depth: AtomicUsize,
+    /// gs:56, set when this CPU should switch tasks at its next chance (a
+    /// task is waiting); changed with interrupts off, read as a hint in one
+    /// load by `need_resched()`.
+    pub need_resched: AtomicBool,
     pub cpu_id: u32,
     pub apic_id: AtomicU32,
     pub online: AtomicBool,
@@ -34,10 +58,6 @@ pub struct PerCpu {
     pub last_fixup_cr2: AtomicU64,
     /// Cross-CPU function calls queued for this CPU (see `smp::call`).
     pub call_queue: super::smp::CallQueue,
-    /// Interrupt nesting depth (owner only).
-    pub irq_depth: AtomicUsize,
-    /// Preemption-disable nesting (owner only; see `sched::preempt`).
-    pub preempt_count: AtomicUsize,
     /// Owner-only: this CPU's TSS and GDT (the TSS descriptor is per CPU).
     pub tss: UnsafeCell<Tss>,
     pub gdt: UnsafeCell<[u64; 7]>,
@@ -54,19 +74,46 @@ impl PerCpu {
             recovery_rsp: AtomicU64::new(0),
             syscall_kernel_rsp: AtomicU64::new(0),
             syscall_user_rsp: AtomicU64::new(0),
+            current_task: AtomicUsize::new(0),
+            preempt_count: AtomicUsize::new(0),
+            irq_depth: AtomicUsize::new(0),
+            need_resched: AtomicBool::new(false),
             cpu_id,
             apic_id: AtomicU32::new(u32::MAX),
             online: AtomicBool::new(false),
             ticks: AtomicU64::new(0),
             last_fixup_cr2: AtomicU64::new(0),
             call_queue: super::smp::CallQueue::new(),
-            irq_depth: AtomicUsize::new(0),
-            preempt_count: AtomicUsize::new(0),
             tss: UnsafeCell::new(Tss::new()),
             gdt: UnsafeCell::new([0; 7]),
         }
     }
 }
+
+/// Offsets of the fields that assembly reaches through `gs:`. The entry code
+/// (`trap.rs`, `user/entry.rs`) writes the first four as literal numbers.
+pub const GS_SELF: usize = 0;
+pub const GS_RECOVERY_RSP: usize = 8;
+pub const GS_SYSCALL_KERNEL_RSP: usize = 16;
+pub const GS_SYSCALL_USER_RSP: usize = 24;
+pub const GS_CURRENT_TASK: usize = 32;
+pub const GS_PREEMPT_COUNT: usize = 40;
+pub const GS_IRQ_DEPTH: usize = 48;
+pub const GS_NEED_RESCHED: usize = 56;
+
+const _: () = {
+    assert!(offset_of!(PerCpu, self_ptr) == GS_SELF);
+    assert!(offset_of!(PerCpu, recovery_rsp) == GS_RECOVERY_RSP);
+    assert!(offset_of!(PerCpu, syscall_kernel_rsp) == GS_SYSCALL_KERNEL_RSP);
+    assert!(offset_of!(PerCpu, syscall_user_rsp) == GS_SYSCALL_USER_RSP);
+    assert!(offset_of!(PerCpu, current_task) == GS_CURRENT_TASK);
+    assert!(offset_of!(PerCpu, preempt_count) == GS_PREEMPT_COUNT);
+    assert!(offset_of!(PerCpu, irq_depth) == GS_IRQ_DEPTH);
+    assert!(offset_of!(PerCpu, need_resched) == GS_NEED_RESCHED);
+    assert!(size_of::<AtomicBool>() == 1);
+    // The single-instruction accessors below work on whole 64-bit words.
+    assert!(size_of::<AtomicUsize>() == 8);
+};
 
 static CPUS: [PerCpu; MAX_CPUS] = {
     let mut cpus = [const { PerCpu::new(0) }; MAX_CPUS];
@@ -116,6 +163,122 @@ pub fn this() -> &'static PerCpu {
 #[inline]
 pub fn cpu_id() -> usize {
     this().cpu_id as usize
+}
+
+/// True once this CPU's GS base may be used (see `READY`); before that the
+/// accessors below use CPU 0's fields directly (only the boot CPU runs).
+#[inline]
+fn gs_ready() -> bool {
+    READY.load(Ordering::Acquire)
+}
+
+/// The running task's pointer (0 before the scheduler starts on this CPU).
+/// One load, so the answer is the task that executes it, wherever it runs.
+#[inline]
+pub fn current_task() -> usize {
+    if !gs_ready() {
+        return CPUS[0].current_task.load(Ordering::Relaxed);
+    }
+    let v: usize;
+    // SAFETY: GS points at this CPU's `PerCpu` (see `install`); the offset
+    // is that of `current_task` (checked above). A plain load of an aligned
+    // word, which other CPUs only read.
+    unsafe {
+        asm!("mov {}, gs:[{off}]", out(reg) v, off = const GS_CURRENT_TASK,
+             options(nostack, readonly, preserves_flags))
+    };
+    v
+}
+
+/// Set the running task. Interrupts must be off (the context switch), so the
+/// CPU that stores is the one that runs `task` next.
+#[inline]
+pub fn set_current_task(task: usize) {
+    debug_assert!(!super::cpu::interrupts_enabled());
+    this().current_task.store(task, Ordering::Release);
+}
+
+/// This CPU's preempt count, in one load.
+#[inline]
+pub fn preempt_count() -> usize {
+    if !gs_ready() {
+        return CPUS[0].preempt_count.load(Ordering::Relaxed);
+    }
+    let v: usize;
+    // SAFETY: as in `current_task`; the field is `preempt_count`.
+    unsafe {
+        asm!("mov {}, gs:[{off}]", out(reg) v, off = const GS_PREEMPT_COUNT,
+             options(nostack, readonly, preserves_flags))
+    };
+    v
+}
+
+/// Raise this CPU's preempt count: one `inc` on `gs:`, so an interrupt (and
+/// a migration) can come before or after it, never between a read of the
+/// CPU and the increment. No `lock`: only this CPU writes its count. The asm
+/// is also a compiler barrier (no `nomem`), so the protected code cannot be
+/// moved above it.
+#[inline]
+pub fn preempt_count_inc() {
+    if !gs_ready() {
+        CPUS[0].preempt_count.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: as in `current_task`; an aligned word only this CPU writes.
+    unsafe {
+        asm!("inc qword ptr gs:[{off}]", off = const GS_PREEMPT_COUNT,
+             options(nostack))
+    };
+}
+
+/// Lower this CPU's preempt count in one `xadd` on `gs:`; returns the value
+/// before. A compiler barrier, like `preempt_count_inc`.
+#[inline]
+pub fn preempt_count_dec() -> usize {
+    if !gs_ready() {
+        return CPUS[0].preempt_count.fetch_sub(1, Ordering::Relaxed);
+    }
+    let mut v: usize = usize::MAX; // -1
+    // SAFETY: as in `preempt_count_inc`.
+    unsafe {
+        asm!("xadd qword ptr gs:[{off}], {v}", v = inout(reg) v,
+             off = const GS_PREEMPT_COUNT, options(nostack))
+    };
+    v
+}
+
+/// This CPU's interrupt nesting depth, in one load (non-zero: in an
+/// interrupt handler). Interrupt entry and exit change it with interrupts
+/// off, so they may use `this()`.
+#[inline]
+pub fn irq_depth() -> usize {
+    if !gs_ready() {
+        return CPUS[0].irq_depth.load(Ordering::Relaxed);
+    }
+    let v: usize;
+    // SAFETY: as in `current_task`; the field is `irq_depth`.
+    unsafe {
+        asm!("mov {}, gs:[{off}]", out(reg) v, off = const GS_IRQ_DEPTH,
+             options(nostack, readonly, preserves_flags))
+    };
+    v
+}
+
+/// This CPU's `need_resched`, in one load. A task that may move can only
+/// use it as a hint (it may be stale the moment after), to decide whether
+/// to look again with interrupts off.
+#[inline]
+pub fn need_resched() -> bool {
+    if !gs_ready() {
+        return CPUS[0].need_resched.load(Ordering::Relaxed);
+    }
+    let v: u32;
+    // SAFETY: as in `current_task`; the field is the byte `need_resched`.
+    unsafe {
+        asm!("movzx {:e}, byte ptr gs:[{off}]", out(reg) v, off = const GS_NEED_RESCHED,
+             options(nostack, readonly, preserves_flags))
+    };
+    v != 0
 }
 
 pub fn get(cpu: usize) -> &'static PerCpu {

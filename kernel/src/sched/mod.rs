@@ -10,9 +10,18 @@
 //! spinlock holder, every RCU reader. A timer tick that finds it non-zero
 //! only sets `need_resched`; the switch happens when the count drops to zero.
 //!
+//! The running task is `percpu::current_task` (in the CPU's `PerCpu`, not
+//! the run queue), so `current()` is one `gs:` load: a task preempted and
+//! moved to another CPU between "which CPU am I on" and "what runs there"
+//! would otherwise get the task now running on the CPU it left.
+//!
+//! FPU/SSE registers belong to user threads and are switched eagerly here
+//! (see `fpu`).
+//!
 //! Quiescent-state hooks: `rcu::note_context_switch` on every switch and
 //! `rcu::note_idle` in the idle loop (an idle CPU never holds up RCU).
 
+pub mod fpu;
 pub mod preempt;
 mod switch;
 pub mod task;
@@ -32,12 +41,13 @@ pub use task::{State, Task};
 
 struct RunQueue {
     queue: SpinLock<VecDeque<Arc<Task>>>,
-    /// The running task; the CPU holds one strong reference (`Arc::into_raw`).
-    current: AtomicPtr<Task>,
+    // The running task is `percpu::current_task`; the CPU holds one strong
+    // reference to it (`Arc::into_raw`).
     idle: AtomicPtr<Task>,
     /// The task we just switched away from, for `finish_switch`.
     prev: AtomicPtr<Task>,
-    need_resched: AtomicBool,
+    // `need_resched` is in `PerCpu`, so that `preempt::enable` can test it
+    // in one `gs:` load.
     /// Tasks sleeping until a deadline, checked on each tick.
     sleepers: SpinLock<Vec<Arc<Task>>>,
     nr_switches: AtomicU64,
@@ -51,10 +61,8 @@ const LABEL_LEN: usize = 24;
 static RQ: [RunQueue; MAX_CPUS] = [const {
     RunQueue {
         queue: SpinLock::new(VecDeque::new()),
-        current: AtomicPtr::new(core::ptr::null_mut()),
         idle: AtomicPtr::new(core::ptr::null_mut()),
         prev: AtomicPtr::new(core::ptr::null_mut()),
-        need_resched: AtomicBool::new(false),
         sleepers: SpinLock::new(Vec::new()),
         nr_switches: AtomicU64::new(0),
         label: [const { AtomicU8::new(0) }; LABEL_LEN],
@@ -87,9 +95,15 @@ fn rq() -> &'static RunQueue {
     &RQ[percpu::cpu_id()]
 }
 
+/// The running task's pointer, or null before the scheduler starts on this
+/// CPU. One `gs:` load: whatever CPU runs it, the answer is the caller.
+fn current_ptr() -> *const Task {
+    percpu::current_task() as *const Task
+}
+
 /// The running task. Panics before the scheduler starts on this CPU.
 pub fn current() -> &'static Task {
-    let p = rq().current.load(Ordering::Acquire);
+    let p = current_ptr();
     assert!(!p.is_null(), "no current task on cpu{}", percpu::cpu_id());
     // SAFETY: the CPU holds a strong reference to its current task for as
     // long as it is current, which outlives this borrow (we are that task).
@@ -97,9 +111,14 @@ pub fn current() -> &'static Task {
 }
 
 pub fn try_current() -> Option<&'static Task> {
-    let p = rq().current.load(Ordering::Acquire);
+    let p = current_ptr();
     // SAFETY: as in `current`.
     (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// Make `t` this CPU's running task (interrupts off).
+fn set_current(t: *const Task) {
+    percpu::set_current_task(t as usize);
 }
 
 fn adopt_running_context(name: String) -> *mut Task {
@@ -121,10 +140,7 @@ fn adopt_running_context(name: String) -> *mut Task {
 /// own stack.
 pub fn init_boot_cpu() {
     let cpu = percpu::cpu_id();
-    RQ[cpu].current.store(
-        adopt_running_context(String::from("main")),
-        Ordering::Release,
-    );
+    set_current(adopt_running_context(String::from("main")));
     let idle = new_task(alloc::format!("idle{cpu}"), Box::new(|| idle_loop()));
     idle.set_state(State::Running); // the idle task is always "running": never queued
     idle.affinity.store(cpu, Ordering::Relaxed);
@@ -143,7 +159,7 @@ pub fn init_ap_and_idle() -> ! {
     // run queue's `idle` slot (never dropped), the first is `current`'s.
     unsafe { Arc::increment_strong_count(idle) };
     RQ[cpu].idle.store(idle, Ordering::Release);
-    RQ[cpu].current.store(idle, Ordering::Release);
+    set_current(idle);
     idle_loop()
 }
 
@@ -226,6 +242,8 @@ fn enqueue(t: Arc<Task>, cpu: usize) {
         .placed_on
         .compare_exchange(task::NO_CPU, cpu, Ordering::Relaxed, Ordering::Relaxed);
     RQ[cpu].queue.lock_irqsave().push_back(t);
+    // Interrupts off: "is it this CPU" must stay true until we act on it.
+    let irq = cpu::irq_save();
     if cpu != percpu::cpu_id() {
         // Wake a halted CPU; a busy one picks the task up at its next tick.
         apic::send_ipi(
@@ -233,8 +251,9 @@ fn enqueue(t: Arc<Task>, cpu: usize) {
             trap::VECTOR_WAKEUP,
         );
     } else {
-        RQ[cpu].need_resched.store(true, Ordering::Relaxed);
+        percpu::get(cpu).need_resched.store(true, Ordering::Relaxed);
     }
+    cpu::irq_restore(irq);
 }
 
 /// Make a blocked task runnable. False if it was not blocked.
@@ -279,23 +298,23 @@ fn switch_away(preempted: bool) {
     let irq = cpu::irq_save();
     let me = percpu::cpu_id();
     let rq = &RQ[me];
-    rq.need_resched.store(false, Ordering::Relaxed);
+    percpu::get(me).need_resched.store(false, Ordering::Relaxed);
     // Whoever calls schedule() is outside any RCU reader (readers cannot
     // sleep or be preempted), so this is a quiescent state even if we end up
     // not switching (Linux's cond_resched() reports one too).
     crate::rcu::note_context_switch();
+    let prev_ptr = current_ptr() as *mut Task;
     // SAFETY: we are the current task; the CPU's reference keeps it alive.
-    let prev_ptr = rq.current.load(Ordering::Relaxed);
     let prev = unsafe { &*prev_ptr };
 
     let idle_ptr = rq.idle.load(Ordering::Relaxed);
     let next: Arc<Task> = {
         let mut q = rq.queue.lock();
-        let moving = prev.pinned().is_some_and(|c| c != me);
-        if moving && prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr) {
+        let still_running = prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr);
+        // One read of the affinity: another task may change it meanwhile.
+        if let Some(target) = prev.pinned().filter(|&c| c != me && still_running) {
             // Pinned elsewhere since it last ran: hand it to that CPU.
             prev.set_state(State::Runnable);
-            let target = prev.pinned().unwrap();
             drop(q);
             // SAFETY: as below.
             enqueue(unsafe { clone_raw(prev_ptr) }, target);
@@ -324,7 +343,7 @@ fn switch_away(preempted: bool) {
             core::ptr::eq(Arc::as_ptr(t), prev_ptr) || !t.on_cpu.load(Ordering::Acquire)
         });
         if ready.is_none() && !q.is_empty() {
-            rq.need_resched.store(true, Ordering::Relaxed);
+            percpu::get(me).need_resched.store(true, Ordering::Relaxed);
         }
         match ready.and_then(|i| q.remove(i)) {
             Some(t) => t,
@@ -369,9 +388,9 @@ fn switch_away(preempted: bool) {
         // SAFETY: on_cpu serializes access to `rsp` (we own `next` now).
         unsafe { *next.rsp.get() }
     };
+    fpu::switch(prev, &next);
     rq.prev.store(prev_ptr, Ordering::Relaxed);
-    rq.current
-        .store(Arc::into_raw(next) as *mut Task, Ordering::Release);
+    set_current(Arc::into_raw(next));
     // SAFETY: prev's `rsp` is written only here, by the CPU running prev; the
     // next stack was prepared by `initial_stack` or saved by this function.
     unsafe { switch::switch_stacks(prev.rsp.get(), next_rsp) };
@@ -462,8 +481,9 @@ pub fn sleep_ns(ns: u64) {
     let deadline = crate::time::uptime_ns() + ns;
     t.wake_at.store(deadline, Ordering::Relaxed);
     while crate::time::uptime_ns() < deadline {
-        let cpu = percpu::cpu_id();
+        // Interrupts off first: the sleeper list must be this CPU's.
         let irq = cpu::irq_save();
+        let cpu = percpu::cpu_id();
         t.set_state(State::Blocked);
         RQ[cpu].sleepers.lock().push(clone_current());
         cpu::irq_restore(irq);
@@ -473,7 +493,7 @@ pub fn sleep_ns(ns: u64) {
 
 /// A strong reference to the current task.
 pub fn clone_current() -> Arc<Task> {
-    let p = rq().current.load(Ordering::Acquire);
+    let p = current_ptr();
     assert!(!p.is_null(), "no current task on cpu{}", percpu::cpu_id());
     // SAFETY: `current` came from Arc::into_raw and is alive while current.
     unsafe { clone_raw(p) }
@@ -499,17 +519,17 @@ pub fn tick() {
         }
     }
     if !rq.queue.lock().is_empty() {
-        rq.need_resched.store(true, Ordering::Relaxed);
+        percpu::this().need_resched.store(true, Ordering::Relaxed);
     }
 }
 
-/// Called at the end of an interrupt: switch if asked and allowed.
+/// Called at the end of an interrupt (interrupts off): switch if asked and
+/// allowed.
 pub fn preempt_on_irq_exit() {
-    let rq = rq();
-    if rq.need_resched.load(Ordering::Relaxed)
+    if percpu::need_resched()
         && preempt::count() == 0
-        && percpu::this().irq_depth.load(Ordering::Relaxed) == 0
-        && !rq.current.load(Ordering::Relaxed).is_null()
+        && percpu::irq_depth() == 0
+        && !current_ptr().is_null()
     {
         preempt_schedule();
     }
@@ -517,15 +537,24 @@ pub fn preempt_on_irq_exit() {
 
 /// Called when the preempt count drops to zero outside interrupts.
 pub fn preempt_point() {
-    let rq = rq();
-    if rq.need_resched.load(Ordering::Relaxed)
-        && cpu::interrupts_enabled()
-        && percpu::this().irq_depth.load(Ordering::Relaxed) == 0
+    // The common case, nothing to do, costs one `gs:` load. If the flag is
+    // stale (we moved right after reading it), a tick or the next preemption
+    // point catches up.
+    if !percpu::need_resched() || !cpu::interrupts_enabled() {
+        return;
+    }
+    // Interrupts off while we look again, so we cannot move meanwhile
+    // (`switch_away` turns them off anyway).
+    cpu::disable_interrupts();
+    if percpu::need_resched()
+        && preempt::count() == 0
+        && percpu::irq_depth() == 0
         && STARTED.load(Ordering::Acquire)
-        && !rq.current.load(Ordering::Relaxed).is_null()
+        && !current_ptr().is_null()
     {
         preempt_schedule();
     }
+    cpu::enable_interrupts();
 }
 
 fn idle_loop() -> ! {

@@ -3,29 +3,35 @@
 //! While the count is non-zero the timer never switches tasks on this CPU.
 //! Spinlock holders and RCU readers raise it. When it drops back to zero and
 //! a switch was requested meanwhile, the switch happens right there.
-
-use core::sync::atomic::Ordering;
+//!
+//! The count belongs to the CPU, but the task that raises it may be preempted
+//! just before (and, when it drops to zero, just after) and resume on another
+//! CPU. So each change is one `gs:`-relative instruction (`percpu::
+//! preempt_count_inc/dec`): it changes the count of the CPU that executes it,
+//! never the count of a CPU the task has left. Once the count is raised the
+//! task cannot move until it lowers it again.
 
 use crate::arch::percpu;
 
 #[inline]
 pub fn count() -> usize {
-    percpu::this().preempt_count.load(Ordering::Relaxed)
+    percpu::preempt_count()
 }
 
 #[inline]
 pub fn disable() {
-    // Relaxed: only this CPU reads or writes its own count (interrupts that
-    // nest inside see and restore it symmetrically).
-    percpu::this().preempt_count.fetch_add(1, Ordering::Relaxed);
-    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    // Also a compiler barrier: the section's accesses stay after it.
+    percpu::preempt_count_inc();
 }
 
 #[inline]
 pub fn enable() {
-    core::sync::atomic::compiler_fence(Ordering::SeqCst);
-    let old = percpu::this().preempt_count.fetch_sub(1, Ordering::Relaxed);
-    assert!(old > 0, "preempt_enable without preempt_disable");
+    // Also a compiler barrier: the section's accesses stay before it.
+    let old = percpu::preempt_count_dec();
+    assert!(
+        old > 0 && old < usize::MAX / 2,
+        "preempt_enable without preempt_disable (count was {old})"
+    );
     if old == 1 {
         super::preempt_point();
     }

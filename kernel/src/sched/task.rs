@@ -61,6 +61,9 @@ pub struct Task {
     pub affinity: AtomicUsize,
     /// Saved stack pointer while not running.
     pub rsp: UnsafeCell<u64>,
+    /// A user thread's x87/SSE registers while it is not running (see
+    /// `sched::fpu`); the initial image until it first runs.
+    pub fpu: UnsafeCell<super::fpu::FpuState>,
     /// None for the boot task, which runs on the boot stack.
     pub stack: Option<KernelStack>,
     pub entry: UnsafeCell<Option<Box<dyn FnOnce() + Send>>>,
@@ -84,8 +87,8 @@ pub struct Task {
 }
 
 // SAFETY: the `UnsafeCell` fields are touched only under the protocol
-// documented on each: `rsp` by the CPU switching the task (serialized by
-// `on_cpu`), `entry` once by the task's first run, `held` by the task itself.
+// documented on each: `rsp` and `fpu` by the CPU switching the task
+// (serialized by `on_cpu`), `entry` once by the task's first run, `held` by the task itself.
 unsafe impl Sync for Task {}
 // SAFETY: as above; a task moves between CPUs only through the run queues.
 unsafe impl Send for Task {}
@@ -106,6 +109,7 @@ impl Task {
             affinity: AtomicUsize::new(NO_CPU),
             placed_on: AtomicUsize::new(NO_CPU),
             rsp: UnsafeCell::new(0),
+            fpu: UnsafeCell::new(super::fpu::FpuState::initial()),
             stack,
             entry: UnsafeCell::new(entry),
             exit_code: AtomicI64::new(0),

@@ -2,6 +2,7 @@
 mod boot;
 mod locks;
 mod memory;
+mod percpu_fpu;
 mod rcu;
 mod sched;
 mod selftest;

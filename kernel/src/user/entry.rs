@@ -196,23 +196,14 @@ pub fn init_this_cpu() {
 /// Let ring 3 ask for alignment checking (RFLAGS.AC): a misaligned access
 /// then raises #AC, which goes to the process. Ring 0 is never checked.
 fn enable_alignment_check() {
-    let cr0: u64;
-    // SAFETY: reading CR0 has no side effects; setting AM changes only how
-    // ring-3 accesses with RFLAGS.AC set behave.
-    unsafe {
-        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags));
-        core::arch::asm!("mov cr0, {}", in(reg) cr0 | CR0_AM, options(nostack, preserves_flags));
-    }
+    // SAFETY: AM changes only how ring-3 accesses with RFLAGS.AC set behave;
+    // PE, PG and WP stay as they are.
+    unsafe { cpu::write_cr0(cpu::read_cr0() | CR0_AM) };
 }
 
 /// True if CR0.AM is set on this CPU (ring 3 may ask for #AC).
 pub fn alignment_check_enabled() -> bool {
-    let cr0: u64;
-    // SAFETY: reading CR0 has no side effects.
-    unsafe {
-        core::arch::asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags))
-    };
-    cr0 & CR0_AM != 0
+    cpu::read_cr0() & CR0_AM != 0
 }
 
 /// The last look at a frame before it returns to ring 3 (by `iretq` or
