@@ -5,13 +5,14 @@
 
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 
 use crate::memory::{frame, heap, paging};
 use crate::{kassert, kassert_eq, ktest, rcu, sched, time, user};
 
 /// Long enough for any of these programs under TCG on a loaded host; a
 /// process still alive after this is stuck.
-const TIMEOUT_NS: u64 = 60_000_000_000;
+const TIMEOUT_NS: u64 = 30_000_000_000;
 
 /// Run `name` to its end; its exit code, or an error if it did not end in
 /// `timeout_ns` (then it is killed, and left behind if even that fails).
@@ -19,6 +20,7 @@ fn run_bounded(name: &str, args: &str, timeout_ns: u64) -> Result<i32, String> {
     let p = user::spawn(name, args).map_err(|e| format!("cannot run {name}: {e}"))?;
     if let Some(code) = user::wait_timeout(&p, timeout_ns) {
         user::reap(&p);
+        expect_freed(p)?;
         return Ok(code);
     }
     user::kill_process(&p, -1);
@@ -34,6 +36,23 @@ fn run_bounded(name: &str, args: &str, timeout_ns: u64) -> Result<i32, String> {
         } else {
             "; not even a kill ended it (left behind)"
         }
+    ))
+}
+
+/// Once ended and reaped, nothing may hold the process but us: its last
+/// threads' tasks let go of it when their CPUs have switched away from them
+/// (a bounded wait). A reference kept elsewhere leaks the process.
+fn expect_freed(p: Arc<user::Process>) -> Result<(), String> {
+    for _ in 0..200 {
+        if Arc::strong_count(&p) == 1 {
+            return Ok(());
+        }
+        sched::sleep_ns(10_000_000);
+    }
+    Err(format!(
+        "process '{}' still has {} other references after it ended",
+        p.name,
+        Arc::strong_count(&p) - 1
     ))
 }
 
@@ -131,6 +150,7 @@ fn watch_join_cycles(args: &str, base: (usize, usize)) -> Result<Peak, String> {
         }
     };
     user::reap(&p);
+    expect_freed(p)?;
     kassert_eq!(code, 0, "exit code of join_reaps_thread {}", args);
     Ok(peak)
 }

@@ -3,7 +3,8 @@
 //! would end by itself:
 //! - in NANOSLEEP(`u64::MAX`), one pinned to each CPU;
 //! - in THREAD_JOIN of such a sleeper, and in THREAD_JOIN of that joiner
-//!   (a chain);
+//!   (a chain, which ends once the sleeper does);
+//! - two threads in THREAD_JOIN of each other (a cycle no exit can end);
 //! - in a long but finite NANOSLEEP (2^40 ns, about 18 minutes);
 //! - contending for the address-space lock (MMAP/MUNMAP in a loop);
 //! - spinning or yielding in user mode.
@@ -16,13 +17,15 @@ extern crate alloc;
 
 use abi::mman::{PAGE_SIZE, PROT_READ, PROT_WRITE};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use rt::{Args, println};
 
 rt::main!(main);
 
 /// Threads about to block (Relaxed: a count only, no data goes with it).
 static READY: AtomicUsize = AtomicUsize::new(0);
+/// The tid of the second of two threads that join each other.
+static PARTNER: AtomicU64 = AtomicU64::new(0);
 
 /// Start a thread that is never joined by `main`; its tid.
 fn start(f: impl FnOnce() + Send + 'static) -> u64 {
@@ -56,6 +59,19 @@ fn main(_args: Args) -> i32 {
     let first = sleepers[0];
     let joiner = start(move || join_forever(first));
     start(move || join_forever(joiner));
+    // Two threads joining each other: only a kill ends that.
+    let p = start(|| {
+        // Relaxed: the tid is the whole message.
+        let q = loop {
+            match PARTNER.load(Ordering::Relaxed) {
+                0 => rt::yield_now(),
+                q => break q,
+            }
+        };
+        join_forever(q)
+    });
+    let q = start(move || join_forever(p));
+    PARTNER.store(q, Ordering::Relaxed);
     start(|| {
         rt::sleep_ns(1 << 40);
         rt::fail!("NANOSLEEP(2^40) returned");
@@ -81,7 +97,7 @@ fn main(_args: Args) -> i32 {
             rt::yield_now();
         }
     });
-    let threads = cpus + 6;
+    let threads = cpus + 8;
     while READY.load(Ordering::Relaxed) < threads {
         rt::sleep_ns(1_000_000);
     }
