@@ -363,7 +363,8 @@ pub fn run(name: &str, args: &str) -> Result<i32, &'static str> {
 /// user mode; one in any other kernel wait (a lock) takes it as a spurious
 /// wakeup, which every wait loop tolerates, sleeps again until that short
 /// wait ends, and then leaves. A running thread leaves at its next return to
-/// user mode (the timer tick makes sure there is one).
+/// user mode (the timer tick makes sure there is one). Task context only:
+/// it takes the thread list's lock, which interrupts never take.
 pub fn kill_process(p: &Process, code: i32) {
     if !p.killed.swap(true, Ordering::SeqCst) {
         p.exit_code.store(code, Ordering::Relaxed);
