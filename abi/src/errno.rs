@@ -15,15 +15,18 @@ pub struct Errno(pub u16);
 impl Errno {
     /// Operation not permitted.
     pub const EPERM: Errno = Errno(1);
-    /// No such thread.
+    /// No such thread (`THREAD_JOIN` of a thread not in this process, or
+    /// joined already).
     pub const ESRCH: Errno = Errno(3);
-    /// Interrupted (reserved: nothing interrupts a syscall yet).
+    /// Interrupted: a call cut short because its process is being killed.
+    /// A program never sees it (the thread leaves before it returns).
     pub const EINTR: Errno = Errno(4);
     /// Out of memory, or no room in the address space.
     pub const ENOMEM: Errno = Errno(12);
     /// A user pointer argument points at memory the caller may not access.
     pub const EFAULT: Errno = Errno(14);
-    /// The object is in use (e.g. a thread already being joined).
+    /// The object is in use (`THREAD_JOIN` of a thread another thread is
+    /// joining).
     pub const EBUSY: Errno = Errno(16);
     /// Already exists (reserved).
     pub const EEXIST: Errno = Errno(17);

@@ -11,7 +11,10 @@ pub const THREAD_EXIT: u64 = 1;
 /// `THREAD_SPAWN(entry, stack_top, arg) -> tid`: start `entry(arg)` in a new
 /// thread of this process (see [`crate::thread`] for the entry state).
 pub const THREAD_SPAWN: u64 = 2;
-/// `THREAD_JOIN(tid) -> code`: wait for a thread of this process to exit.
+/// `THREAD_JOIN(tid) -> code`: wait for a thread of this process to exit and
+/// reap it (its kernel stack and task are freed; `tid` is gone). Errors:
+/// `EINVAL` for the caller itself, `ESRCH` for no thread of this process (or
+/// one joined already), `EBUSY` while another thread is joining it.
 pub const THREAD_JOIN: u64 = 3;
 /// `WRITE(buf, len) -> len`: write bytes to the console.
 pub const WRITE: u64 = 4;
@@ -33,7 +36,9 @@ pub const CPU_COUNT: u64 = 11;
 /// `CLOCK_NS -> ns`: monotonic nanoseconds since boot, calibrated against a
 /// hardware reference timer.
 pub const CLOCK_NS: u64 = 12;
-/// `NANOSLEEP(ns)`: sleep at least `ns` nanoseconds.
+/// `NANOSLEEP(ns)`: sleep at least `ns` nanoseconds. Every `ns` is valid: a
+/// deadline past the clock's range saturates (the sleep lasts until the
+/// process ends).
 pub const NANOSLEEP: u64 = 13;
 /// `FAULT_COUNTERS(buf, len) -> n`: copy `n = min(len, CPUs)`
 /// [`crate::FaultCounters`], one per CPU, to `buf`.

@@ -188,14 +188,22 @@ fn new_task_in(
 }
 
 /// A thread of a user process: a task whose kernel entry `f` ends by
-/// entering user mode. None if out of memory.
+/// entering user mode, with its user state set to `uthread` from the start.
+/// None if out of memory.
+///
+/// `f` never returns, so whatever it captures is never dropped: it should
+/// capture nothing (a zero-sized closure is boxed without an allocation)
+/// and find what it needs in `uthread`.
 pub fn spawn_user(
     name: &str,
     process: Arc<crate::user::Process>,
     cpu: Option<usize>,
+    uthread: crate::user::ThreadState,
     f: impl FnOnce() + Send + 'static,
 ) -> Option<Arc<Task>> {
     let t = new_task_in(String::from(name), Box::new(f), Some(process))?;
+    // SAFETY: the task is not queued yet, so nothing else can see it.
+    unsafe { *t.uthread.get() = uthread };
     let target = match cpu {
         Some(c) => {
             t.affinity.store(c, Ordering::Relaxed);
@@ -465,8 +473,15 @@ pub fn exit(code: i64) -> ! {
 
 /// Wait for a task to exit; returns its exit code.
 pub fn join(t: &Arc<Task>) -> i64 {
-    t.exited.wait_until(|| t.state() == State::Exited);
-    t.exit_code.load(Ordering::Relaxed)
+    join_unless(t, || false).expect("a join that cannot be stopped")
+}
+
+/// `join`, giving up (None) once `stop()` is true. Whoever makes `stop()`
+/// true must then `wake` the joiner; a wakeup for any other reason is
+/// harmless (the wait re-tests both conditions).
+pub fn join_unless(t: &Arc<Task>, stop: impl Fn() -> bool) -> Option<i64> {
+    t.exited.wait_until(|| t.state() == State::Exited || stop());
+    (t.state() == State::Exited).then(|| t.exit_code.load(Ordering::Relaxed))
 }
 
 pub fn yield_now() {
@@ -476,19 +491,55 @@ pub fn yield_now() {
 /// Sleep for at least `ns` nanoseconds.
 #[track_caller]
 pub fn sleep_ns(ns: u64) {
+    sleep_ns_unless(ns, || false);
+}
+
+/// Sleep for at least `ns` nanoseconds (true), or until `stop()` is true
+/// (false). A deadline beyond the clock's range saturates at `u64::MAX`,
+/// which the clock never reaches: such a sleep ends only by `stop()`.
+/// Whoever makes `stop()` true must then `wake` the sleeper.
+#[track_caller]
+pub fn sleep_ns_unless(ns: u64, stop: impl Fn() -> bool) -> bool {
     crate::lockdep::might_sleep();
     let t = current();
-    let deadline = crate::time::uptime_ns() + ns;
+    let deadline = crate::time::uptime_ns().saturating_add(ns);
     t.wake_at.store(deadline, Ordering::Relaxed);
-    while crate::time::uptime_ns() < deadline {
-        // Interrupts off first: the sleeper list must be this CPU's.
+    loop {
+        if crate::time::uptime_ns() >= deadline {
+            return true;
+        }
+        // Interrupts off: the sleeper list is the one of the CPU we are on,
+        // and the tick (which takes that lock) cannot interrupt us holding it.
         let irq = cpu::irq_save();
         let cpu = percpu::cpu_id();
         t.set_state(State::Blocked);
         RQ[cpu].sleepers.lock().push(clone_current());
+        // Tested after marking ourselves Blocked (SeqCst), this pairs with
+        // the waker's change of the condition before its `wake` (SeqCst
+        // compare-exchange of our state): either we see the change here, or
+        // the waker sees us Blocked and wakes us.
+        if stop() {
+            remove_sleeper(cpu, t);
+            cpu::irq_restore(irq);
+            cancel_sleep(t);
+            return false;
+        }
         cpu::irq_restore(irq);
         schedule();
+        // The tick removes the sleepers it wakes; any other wakeup leaves
+        // our entry behind, which must not outlive the sleep.
+        remove_sleeper(cpu, t);
+        if stop() {
+            return false;
+        }
     }
+}
+
+fn remove_sleeper(cpu: usize, t: &Task) {
+    RQ[cpu]
+        .sleepers
+        .lock_irqsave()
+        .retain(|s| !core::ptr::eq(Arc::as_ptr(s), t));
 }
 
 /// A strong reference to the current task.

@@ -9,3 +9,4 @@ mod selftest;
 mod smp;
 mod user;
 mod user_exceptions;
+mod user_threads;

@@ -5,6 +5,12 @@
 //! points at it) or a waiter holds it. The address space is torn down when
 //! the last thread exits, on that thread, after it switched to the kernel's
 //! own page table, so no CPU can still be using the process's tables.
+//!
+//! A thread's task (and kernel stack) is freed when it is reaped: by the
+//! `THREAD_JOIN` that waited for it, or, for threads nobody joined, by
+//! whoever waits for the whole process (`run`). Ending a process (`EXIT`, a
+//! fatal fault, `kill_process`) wakes every thread wherever it sleeps, so
+//! each one reaches its next return to user mode and leaves.
 
 mod elf;
 pub mod entry;
@@ -17,6 +23,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
+use abi::errno::Errno;
 use mm::mm::{MapAt, Mm, MmRef};
 use mm::vma_cache::VmaCache;
 
@@ -48,7 +55,8 @@ pub struct Process {
     mm_ptr: *const Mm<Kernel>,
     /// The page-table root, fixed for the life of the process.
     pub root: u64,
-    threads: SpinLock<Vec<Arc<Task>>>,
+    /// Every thread not yet reaped.
+    threads: SpinLock<Vec<Thread>>,
     live: AtomicUsize,
     /// Set by EXIT or a fatal fault: every thread leaves at its next return
     /// to user mode.
@@ -61,9 +69,18 @@ pub struct Process {
     exited: WaitQueue,
 }
 
+/// A thread as its process lists it.
+struct Thread {
+    task: Arc<Task>,
+    /// Another thread is waiting in `THREAD_JOIN` for this one.
+    joining: bool,
+}
+
 /// Per-thread user state (touched only by the thread itself).
 #[derive(Default)]
 pub struct ThreadState {
+    /// Where a spawned thread enters user mode: `(rip, rsp, rdi)`.
+    start: Option<(u64, u64, u64)>,
     pub fault_handler: u64,
     pub fault_stack: u64,
     /// The interrupted context while the fault handler runs.
@@ -185,11 +202,16 @@ pub fn spawn_thread(
     cpu: Option<usize>,
 ) -> Option<Arc<Task>> {
     p.live.fetch_add(1, Ordering::SeqCst);
-    let t = sched::spawn_user(&p.name, p.clone(), cpu, move || {
-        entry::to_user(rip, rsp, arg, 0, 0)
-    });
+    let state = ThreadState {
+        start: Some((rip, rsp, arg)),
+        ..ThreadState::default()
+    };
+    let t = sched::spawn_user(&p.name, p.clone(), cpu, state, start_thread);
     match &t {
-        Some(t) => p.threads.lock().push(t.clone()),
+        Some(t) => p.threads.lock().push(Thread {
+            task: t.clone(),
+            joining: false,
+        }),
         None => {
             p.live.fetch_sub(1, Ordering::SeqCst);
         }
@@ -197,39 +219,106 @@ pub fn spawn_thread(
     t
 }
 
-pub fn find_thread(p: &Process, tid: u64) -> Option<Arc<Task>> {
-    p.threads.lock().iter().find(|t| t.id == tid).cloned()
+/// `THREAD_JOIN`: wait until thread `tid` of `p` has exited, reap it and
+/// return its exit code. `ESRCH`: no such thread (or reaped already);
+/// `EBUSY`: another thread is joining it; `EINTR`: the process is being
+/// killed (the caller leaves before it sees that).
+pub fn join_thread(p: &Process, tid: u64) -> Result<i32, Errno> {
+    let task = {
+        let mut threads = p.threads.lock();
+        let t = threads
+            .iter_mut()
+            .find(|t| t.task.id == tid)
+            .ok_or(Errno::ESRCH)?;
+        if t.joining {
+            return Err(Errno::EBUSY);
+        }
+        t.joining = true;
+        t.task.clone()
+    };
+    // SeqCst: pairs with `kill_process` (see there).
+    let code = sched::join_unless(&task, || p.killed.load(Ordering::SeqCst));
+    let mut threads = p.threads.lock();
+    // Nobody else removes a thread while it is claimed for joining.
+    let i = threads
+        .iter()
+        .position(|t| t.task.id == tid)
+        .expect("a thread being joined left its process's list");
+    match code {
+        Some(code) => {
+            // The reap: the list's reference goes here and ours on return;
+            // the CPU that ran the thread drops the last one once it has
+            // switched away from it, freeing task and kernel stack.
+            threads.swap_remove(i);
+            Ok(code as i32)
+        }
+        None => {
+            threads[i].joining = false;
+            Err(Errno::EINTR)
+        }
+    }
+}
+
+/// Threads not yet reaped (tests).
+pub fn thread_count(p: &Process) -> usize {
+    p.threads.lock().len()
+}
+
+/// A spawned thread's kernel entry. It never returns, so it captures
+/// nothing (its start is in its `ThreadState`), and a kill that came before
+/// it ever ran ends it here.
+fn start_thread() {
+    check_killed();
+    let (rip, rsp, arg) = thread_state()
+        .start
+        .take()
+        .expect("a thread without a start");
+    entry::to_user(rip, rsp, arg, 0, 0)
+}
+
+fn program(name: &str) -> Option<&'static [u8]> {
+    PROGRAMS.iter().find(|(n, _)| *n == name).map(|p| p.1)
+}
+
+/// A program's first thread: load the program, then enter it. Captures
+/// nothing, as `start_thread`.
+fn start_main_thread() {
+    let p = current_process();
+    // Running on the new address space (the scheduler loaded it).
+    let loaded = p.with_mm(|mm| -> Result<u64, &'static str> {
+        let image = program(&p.name).ok_or("no such program")?;
+        let entry = elf::load(image, mm)?;
+        mm.map(MapAt::Fixed(STACK_TOP - STACK_SIZE), STACK_SIZE, 3)
+            .map_err(|_| "no room for the stack")?;
+        Ok(entry)
+    });
+    let err = match loaded {
+        Some(Ok(entry)) => entry::to_user(entry, STACK_TOP, 0, 0, 0),
+        Some(Err(e)) => e,
+        None => "the process is gone",
+    };
+    crate::error!("process {} '{}': cannot start: {}", p.id, p.name, err);
+    kill_process(p, 127);
+    thread_exit(127)
 }
 
 /// Start program `name` with argument string `args`.
 pub fn spawn(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
-    let image = PROGRAMS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .ok_or("no such program")?
-        .1;
+    program(name).ok_or("no such program")?;
     let p = new_process(name, args)?;
     p.live.fetch_add(1, Ordering::SeqCst);
-    let p2 = p.clone();
-    let t = sched::spawn_user(name, p.clone(), None, move || {
-        // Running on the new address space (the scheduler loaded it).
-        let loaded = p2.with_mm(|mm| -> Result<u64, &'static str> {
-            let entry = elf::load(image, mm)?;
-            mm.map(MapAt::Fixed(STACK_TOP - STACK_SIZE), STACK_SIZE, 3)
-                .map_err(|_| "no room for the stack")?;
-            Ok(entry)
-        });
-        let err = match loaded {
-            Some(Ok(entry)) => entry::to_user(entry, STACK_TOP, 0, 0, 0),
-            Some(Err(e)) => e,
-            None => "the process is gone",
-        };
-        crate::error!("process {} '{}': cannot start: {}", p2.id, p2.name, err);
-        kill_process(&p2, 127);
-        thread_exit(127)
-    })
+    let t = sched::spawn_user(
+        name,
+        p.clone(),
+        None,
+        ThreadState::default(),
+        start_main_thread,
+    )
     .ok_or("out of memory for a thread")?;
-    p.threads.lock().push(t);
+    p.threads.lock().push(Thread {
+        task: t,
+        joining: false,
+    });
     Ok(p)
 }
 
@@ -239,22 +328,58 @@ pub fn wait(p: &Process) -> i32 {
     p.exit_code.load(Ordering::Relaxed)
 }
 
+/// `wait`, giving up after `timeout_ns` (None): for tests, where a process
+/// that does not end is a failure with a name, not a hang.
+pub fn wait_timeout(p: &Process, timeout_ns: u64) -> Option<i32> {
+    let deadline = crate::time::uptime_ns().saturating_add(timeout_ns);
+    while !p.done.load(Ordering::Acquire) {
+        if crate::time::uptime_ns() >= deadline {
+            return None;
+        }
+        sched::sleep_ns(1_000_000);
+    }
+    Some(p.exit_code.load(Ordering::Relaxed))
+}
+
+/// After the process has ended (`wait`): reap the threads nobody joined.
+/// Their kernel stacks go when the last `Arc` does; this also breaks the
+/// cycle between a process and the tasks that point back at it.
+pub fn reap(p: &Process) {
+    debug_assert!(p.done.load(Ordering::Acquire));
+    let threads = core::mem::take(&mut *p.threads.lock());
+    for t in &threads {
+        sched::join(&t.task);
+    }
+}
+
 /// Run a program to completion; its exit code.
 pub fn run(name: &str, args: &str) -> Result<i32, &'static str> {
     let p = spawn(name, args)?;
     let code = wait(&p);
-    // Reap the threads (their kernel stacks go when the last Arc does).
-    let threads = core::mem::take(&mut *p.threads.lock());
-    for t in &threads {
-        sched::join(t);
-    }
+    reap(&p);
     Ok(code)
 }
 
-/// End the whole process with `code` (EXIT, a fatal fault).
+/// End the whole process with `code` (EXIT, a fatal fault, the kernel).
+///
+/// Every thread is woken wherever it sleeps. A thread in `THREAD_JOIN` or
+/// `NANOSLEEP` tests `killed` and returns, and leaves on its way back to
+/// user mode; one in any other kernel wait (a lock) takes it as a spurious
+/// wakeup, which every wait loop tolerates, sleeps again until that short
+/// wait ends, and then leaves. A running thread leaves at its next return to
+/// user mode (the timer tick makes sure there is one). Task context only:
+/// it takes the thread list's lock, which interrupts never take.
 pub fn kill_process(p: &Process, code: i32) {
     if !p.killed.swap(true, Ordering::SeqCst) {
         p.exit_code.store(code, Ordering::Relaxed);
+    }
+    // The swap above (SeqCst) before each `wake` (a SeqCst compare-exchange
+    // of the thread's state) pairs with the sleeper's store of Blocked and
+    // its SeqCst load of `killed`: either the sleeper sees `killed`, or we
+    // see it Blocked and wake it. A thread spawned after this loop has not
+    // slept yet, and tests `killed` before it does.
+    for t in p.threads.lock().iter() {
+        sched::wake(&t.task);
     }
 }
 
@@ -308,9 +433,6 @@ pub fn restore_frame(f: &mut TrapFrame, s: &SavedFrame) {
 pub fn run_process(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
     let p = spawn(name, args)?;
     wait(&p);
-    let threads = core::mem::take(&mut *p.threads.lock());
-    for t in &threads {
-        sched::join(t);
-    }
+    reap(&p);
     Ok(p)
 }

@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering;
 use mm::mm::MapAt;
 
 use super::uaccess::{copy_from_user, copy_to_user};
-use super::{current_process, find_thread, restore_frame, thread_exit, thread_state};
+use super::{current_process, restore_frame, thread_exit, thread_state};
 use crate::arch::trap::TrapFrame;
 use crate::arch::{cpu, percpu};
 use crate::{mm_platform, sched, time};
@@ -46,10 +46,7 @@ extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> u64 {
         nr::CPU_ID => Ok(percpu::cpu_id() as u64),
         nr::CPU_COUNT => Ok(percpu::online_count() as u64),
         nr::CLOCK_NS => Ok(time::uptime_ns()),
-        nr::NANOSLEEP => {
-            sched::sleep_ns(a0);
-            Ok(0)
-        }
+        nr::NANOSLEEP => nanosleep(a0),
         nr::FAULT_COUNTERS => fault_counters(a0, a1),
         nr::SET_FAULT_HANDLER => set_fault_handler(a0, a1),
         nr::FAULT_RETURN => {
@@ -87,16 +84,44 @@ fn thread_join(tid: u64) -> SysResult {
     if tid == sched::current().id {
         return Err(Errno::EINVAL);
     }
-    let t = find_thread(current_process(), tid).ok_or(Errno::ESRCH)?;
-    let code = sched::join(&t);
-    Ok(abi::thread::exit_code_to_ret(code as i32))
+    let code = super::join_thread(current_process(), tid)?;
+    Ok(abi::thread::exit_code_to_ret(code))
+}
+
+/// Is the calling thread's process being killed? (SeqCst: pairs with
+/// `kill_process`, which sets it before waking the process's sleepers.)
+fn killed() -> bool {
+    current_process().killed.load(Ordering::SeqCst)
+}
+
+fn nanosleep(ns: u64) -> SysResult {
+    // Cut short only by a kill, which the caller never returns from.
+    sched::sleep_ns_unless(ns, killed);
+    Ok(0)
+}
+
+/// The whole buffer `[addr, addr + len)` lies in user space, checked before
+/// any copy (Linux's `access_ok`); an empty buffer is fine anywhere.
+fn user_buffer(addr: u64, len: u64) -> Result<(), Errno> {
+    let end = addr.checked_add(len).ok_or(Errno::EFAULT)?;
+    if len == 0 || mman::in_user_range(addr, end) {
+        Ok(())
+    } else {
+        Err(Errno::EFAULT)
+    }
 }
 
 fn write(buf: u64, len: u64) -> SysResult {
+    user_buffer(buf, len)?;
     let mut done = 0;
     let mut chunk = [0u8; 256];
     while done < len {
+        // A long write must not keep a killed process alive.
+        if killed() {
+            return Err(Errno::EINTR);
+        }
         let n = (len - done).min(chunk.len() as u64) as usize;
+        // No overflow: `buf + len` was checked above and `done < len`.
         copy_from_user(&mut chunk[..n], buf + done)?;
         crate::console::write_bytes(&chunk[..n]);
         done += n as u64;
@@ -151,7 +176,7 @@ fn pin(cpu: u64) -> SysResult {
             .store(crate::sched::task::NO_CPU, Ordering::Relaxed);
         return Ok(0);
     }
-    let c = cpu as usize;
+    let c = usize::try_from(cpu).map_err(|_| Errno::EINVAL)?;
     if c >= percpu::MAX_CPUS || !percpu::get(c).online.load(Ordering::Acquire) {
         return Err(Errno::EINVAL);
     }
@@ -164,14 +189,18 @@ fn pin(cpu: u64) -> SysResult {
 }
 
 fn fault_counters(buf: u64, len: u64) -> SysResult {
-    let n = (len as usize).min(percpu::online_count());
+    const SIZE: u64 = core::mem::size_of::<abi::FaultCounters>() as u64;
+    let bytes = len.checked_mul(SIZE).ok_or(Errno::EFAULT)?;
+    user_buffer(buf, bytes)?;
+    let n = len.min(percpu::online_count() as u64);
     for cpu in 0..n {
-        let c = mm_platform::fault_counters(cpu);
+        let c = mm_platform::fault_counters(cpu as usize);
         // SAFETY: FaultCounters is repr(C), six u64: plain bytes.
-        let bytes: [u8; 48] = unsafe { core::mem::transmute(c) };
-        copy_to_user(buf + 48 * cpu as u64, &bytes)?;
+        let bytes: [u8; SIZE as usize] = unsafe { core::mem::transmute(c) };
+        // No overflow: `cpu < len` and `buf + SIZE * len` was checked.
+        copy_to_user(buf + SIZE * cpu, &bytes)?;
     }
-    Ok(n as u64)
+    Ok(n)
 }
 
 fn set_fault_handler(entry: u64, stack_top: u64) -> SysResult {
@@ -228,10 +257,11 @@ pub fn check_restored(f: &mut TrapFrame) -> Result<(), Errno> {
 }
 
 fn get_args(buf: u64, len: u64) -> SysResult {
+    user_buffer(buf, len)?;
     let args = current_process().args.as_bytes();
-    let n = args.len().min(len as usize);
-    copy_to_user(buf, &args[..n])?;
-    Ok(n as u64)
+    let n = (args.len() as u64).min(len);
+    copy_to_user(buf, &args[..n as usize])?;
+    Ok(n)
 }
 
 fn set_per_vma(on: u64) -> SysResult {

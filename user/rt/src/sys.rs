@@ -34,7 +34,9 @@ pub unsafe fn thread_spawn(entry: u64, stack_top: u64, arg: u64) -> Result<u64, 
     decode(unsafe { syscall3(nr::THREAD_SPAWN, entry, stack_top, arg) })
 }
 
-/// Waits for thread `tid` to exit and returns its exit code.
+/// Waits for thread `tid` to exit, reaps it and returns its exit code.
+/// `ESRCH`: no thread `tid` in this process, or it was joined already;
+/// `EBUSY`: another thread is joining it; `EINVAL`: `tid` is the caller.
 pub fn thread_join(tid: u64) -> Result<i32, Errno> {
     // SAFETY: THREAD_JOIN takes no pointer.
     decode(unsafe { syscall1(nr::THREAD_JOIN, tid) }).map(abi::thread::exit_code_from_ret)
@@ -119,7 +121,7 @@ pub fn clock_ns() -> u64 {
     unsafe { syscall0(nr::CLOCK_NS) }
 }
 
-/// Sleeps at least `ns` nanoseconds.
+/// Sleeps at least `ns` nanoseconds (`u64::MAX`: until the process ends).
 pub fn sleep_ns(ns: u64) {
     // SAFETY: NANOSLEEP takes no pointer.
     unsafe { syscall1(nr::NANOSLEEP, ns) };

@@ -6,7 +6,9 @@
 //! enters through an assembly trampoline (no return address was pushed, see
 //! [`abi::thread`]), runs the closure, stores its result and exits. `join`
 //! waits in the kernel, then unmaps the stack (the thread no longer runs on
-//! it) and takes the result.
+//! it) and takes the result. The kernel reaps the thread in that join, so
+//! a thread id can be joined once; a second join, or a join racing with
+//! another, is an error ([`crate::sys::thread_join`]).
 
 use abi::Errno;
 use abi::mman::{PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE};
