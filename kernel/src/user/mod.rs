@@ -247,6 +247,16 @@ pub fn run(name: &str, args: &str) -> Result<i32, &'static str> {
     Ok(code)
 }
 
+/// Reap the threads of an ended process, as `run` does after `wait`, for a
+/// caller that waits its own way (with a timeout). Until then each thread's
+/// task, which holds the process, is held by it.
+pub fn reap(p: &Process) {
+    let threads = core::mem::take(&mut *p.threads.lock());
+    for t in &threads {
+        sched::join(t);
+    }
+}
+
 /// End the whole process with `code` (EXIT, a fatal fault).
 pub fn kill_process(p: &Process, code: i32) {
     if !p.killed.swap(true, Ordering::SeqCst) {

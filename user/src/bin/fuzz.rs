@@ -1,0 +1,737 @@
+//! The fuzzer: hostile but seeded work for the kernel to survive. Started by
+//! the kernel's `fuzz_short` test (or `make fuzz`), one process per round:
+//!
+//! `fuzz seed=S mode=syscalls|vm|code [threads=N] [iters=N]`
+//!
+//! - `syscalls`: `threads` threads issue `iters` random system calls each,
+//!   every number in the ABI plus numbers past its end, with edge-case
+//!   arguments (0, 1, -1, huge lengths, unaligned, kernel-half, kernel-image
+//!   and non-canonical pointers, random flags and rights). Each result must
+//!   be a well-formed success or one of the documented error codes.
+//! - `vm`: half the threads map, protect and unmap random pages of a small
+//!   region while the others read and write random addresses in it (and in
+//!   the kernel half) with a fault handler installed; every bad fault must
+//!   be reported at the right address, every successful read see 0 or what
+//!   the writers write.
+//! - `code`: `iters` times, fill a page with random bytes, make it R+X and
+//!   jump to it with zeroed registers in a fresh thread. The thread is
+//!   expected to die of some exception: its fault handler catches it and
+//!   ends the thread; a thread still running after half a second ends the
+//!   process. Any ending is fine; the kernel must survive.
+//!
+//! Exit 0 when the round ran; 1 (`FAIL: ...`) when a syscall broke its
+//! contract. The kernel side checks what only it can see (frames, warnings).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use abi::errno::Errno;
+use abi::mman::{
+    MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE,
+    USER_END, USER_START,
+};
+use abi::{FaultReason, nr};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use programs::fuzz::{ARENA, BAD_ADDRS, Rng, edge, hits_runtime, syscall6};
+use rt::{Args, println};
+
+rt::main!(main);
+
+core::arch::global_asm!(
+    ".pushsection .text.fuzz, \"ax\"",
+    // A thread entry that ends its thread at once (uses no stack).
+    ".global fuzz_thread_stub",
+    "fuzz_thread_stub:",
+    "    mov eax, {thread_exit}",
+    "    xor edi, edi",
+    "    syscall",
+    "    ud2",
+    // Where a random-code thread resumes after its fault: count, then end the
+    // thread. Its registers are whatever the random code left.
+    ".global fuzz_landing",
+    "fuzz_landing:",
+    "    lock inc qword ptr [rip + {landed}]",
+    "    mov eax, {thread_exit}",
+    "    xor edi, edi",
+    "    syscall",
+    "    ud2",
+    ".popsection",
+    thread_exit = const nr::THREAD_EXIT,
+    landed = sym LANDED,
+);
+
+unsafe extern "C" {
+    fn fuzz_thread_stub();
+    fn fuzz_landing();
+}
+
+/// Random-code threads that reached `fuzz_landing`.
+static LANDED: AtomicU64 = AtomicU64::new(0);
+
+struct Config {
+    seed: u64,
+    mode: &'static str,
+    threads: u64,
+    iters: u64,
+}
+
+fn parse(args: Args) -> Result<Config, String> {
+    let mut c = Config {
+        seed: 1,
+        mode: "syscalls",
+        threads: 4,
+        iters: 1000,
+    };
+    for arg in args.iter() {
+        let (k, v) = arg
+            .split_once('=')
+            .ok_or_else(|| alloc::format!("argument {arg}: expected key=value"))?;
+        let num = || rt::args::parse_u64(v).ok_or_else(|| alloc::format!("{k}={v}: not a number"));
+        match k {
+            "seed" => c.seed = num()?,
+            "mode" => c.mode = v,
+            "threads" => c.threads = num()?.max(1),
+            "iters" => c.iters = num()?,
+            _ => return Err(alloc::format!("unknown argument {k}")),
+        }
+    }
+    Ok(c)
+}
+
+fn main(args: Args) -> i32 {
+    let c = match parse(args) {
+        Ok(c) => c,
+        Err(e) => rt::fail!("{e}"),
+    };
+    println!(
+        "fuzz: seed={:#x} mode={} threads={} iters={}",
+        c.seed, c.mode, c.threads, c.iters
+    );
+    let result = match c.mode {
+        "syscalls" => syscalls::run(&c),
+        "vm" => vm::run(&c),
+        "code" => code::run(&c),
+        m => Err(alloc::format!("unknown mode {m}")),
+    };
+    match result {
+        Ok(summary) => {
+            println!("fuzz: seed={:#x} mode={} done: {summary}", c.seed, c.mode);
+            0
+        }
+        Err(e) => rt::fail!("seed={:#x} mode={}: {e}", c.seed, c.mode),
+    }
+}
+
+/// Runs `work(index)` on `n` threads and collects the first failure.
+fn on_threads<F>(n: u64, work: F) -> Result<(), String>
+where
+    F: Fn(u64) -> Result<(), String> + Send + Sync + 'static,
+{
+    let work = Arc::new(work);
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let w = work.clone();
+            rt::spawn(move || w(i))
+        })
+        .collect();
+    let mut first = Ok(());
+    for h in handles {
+        let r = h.join();
+        if first.is_ok() {
+            first = r;
+        }
+    }
+    first
+}
+
+fn round_up_page(len: u64) -> Option<u64> {
+    Some(len.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
+}
+
+mod syscalls {
+    use super::*;
+
+    /// Buffers the calls may read or write: a read-write page, a read-only
+    /// page of dots (what `WRITE` prints), then a `PROT_NONE` page, so copies
+    /// that run past the end fault in the middle.
+    #[derive(Clone, Copy)]
+    struct Buffers {
+        rw: u64,
+        dots: u64,
+        none: u64,
+    }
+
+    fn buffers() -> Result<Buffers, String> {
+        let base = rt::mmap_anon(0, 3 * PAGE_SIZE, PROT_READ | PROT_WRITE)
+            .map_err(|e| alloc::format!("mmap buffers: {e}"))? as u64;
+        let b = Buffers {
+            rw: base,
+            dots: base + PAGE_SIZE,
+            none: base + 2 * PAGE_SIZE,
+        };
+        // SAFETY: our fresh mapping; nothing else refers to it.
+        unsafe {
+            core::ptr::write_bytes(b.dots as *mut u8, b'.', PAGE_SIZE as usize);
+            rt::mprotect(b.dots as *mut u8, PAGE_SIZE, PROT_READ)
+                .and_then(|_| rt::mprotect(b.none as *mut u8, PAGE_SIZE, PROT_NONE))
+                .map_err(|e| alloc::format!("mprotect buffers: {e}"))?;
+        }
+        Ok(b)
+    }
+
+    /// What a worker knows while it picks arguments.
+    struct Worker {
+        rng: Rng,
+        buf: Buffers,
+        cpus: u64,
+        me: u64,
+        /// Threads it started (each ends at once) and has not joined yet.
+        stubs: Vec<u64>,
+        /// Threads it joined: joining them again must fail with `ESRCH`.
+        joined: Vec<u64>,
+    }
+
+    /// Numbers past the last syscall: each must return `ENOSYS`.
+    const OUT_OF_RANGE: [u64; 8] = [
+        nr::ALL.len() as u64,
+        nr::ALL.len() as u64 + 1,
+        255,
+        256,
+        1 << 32,
+        1 << 63,
+        u64::MAX,
+        u64::MAX - 1,
+    ];
+
+    pub fn run(c: &Config) -> Result<String, String> {
+        let buf = buffers()?;
+        let cpus = rt::cpu_count() as u64;
+        let seed = c.seed;
+        let iters = c.iters;
+        let calls = Arc::new(AtomicU64::new(0));
+        let total = calls.clone();
+        // Each worker needs its own thread id (a self-join must be EINVAL);
+        // only the spawner learns it, so the workers wait for `ready`.
+        let ids: Arc<[AtomicU64]> = (0..c.threads).map(|_| AtomicU64::new(0)).collect();
+        let ids2 = ids.clone();
+        let ready = Arc::new(AtomicBool::new(false));
+        let ready2 = ready.clone();
+        let work = move |i: u64| -> Result<(), String> {
+            // Acquire pairs with the Release store after every id is known.
+            while !ready2.load(Ordering::Acquire) {
+                rt::yield_now();
+            }
+            let mut w = Worker {
+                rng: Rng::new(seed, i),
+                buf,
+                cpus,
+                me: ids2[i as usize].load(Ordering::Relaxed),
+                stubs: Vec::new(),
+                joined: Vec::new(),
+            };
+            for k in 0..iters {
+                w.one_call()
+                    .map_err(|e| alloc::format!("thread {i} call {k}: {e}"))?;
+                // Relaxed: a statistic, read after every thread was joined.
+                total.fetch_add(1, Ordering::Relaxed);
+            }
+            w.join_stubs()
+        };
+        let work = Arc::new(work);
+        let handles: Vec<_> = (0..c.threads)
+            .map(|i| {
+                let w = work.clone();
+                rt::spawn(move || w(i))
+            })
+            .collect();
+        for (slot, h) in ids.iter().zip(&handles) {
+            slot.store(h.tid(), Ordering::Relaxed);
+        }
+        // Release pairs with the workers' Acquire: they see every id.
+        ready.store(true, Ordering::Release);
+        let mut first = Ok(());
+        for h in handles {
+            let r = h.join();
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first?;
+        // SAFETY: the buffers are ours and no thread uses them any more.
+        let _ = unsafe { rt::munmap(buf.rw as *mut u8, 3 * PAGE_SIZE) };
+        Ok(alloc::format!("{} calls", calls.load(Ordering::Relaxed)))
+    }
+
+    impl Worker {
+        fn one_call(&mut self) -> Result<(), String> {
+            let (n, a) = self.pick();
+            // SAFETY: `pick` only issues calls that leave the runtime's own
+            // memory, stacks and threads alone (see `hits_runtime`), and
+            // `after` undoes what would change this thread's state.
+            let r = unsafe { syscall6(n, a) };
+            let res = abi::errno::decode(r);
+            self.after(n, a, res);
+            check(n, a, r, self)
+                .map_err(|e| alloc::format!("{}{:x?} = {:#x}: {e}", name(n), &a[..4], r))
+        }
+
+        fn pick(&mut self) -> (u64, [u64; 6]) {
+            loop {
+                let n = if self.rng.one_in(12) {
+                    self.rng.pick(&OUT_OF_RANGE)
+                } else {
+                    // Every call but EXIT and THREAD_EXIT, which end things.
+                    2 + self.rng.below(nr::ALL.len() as u64 - 2)
+                };
+                let mut a = [0; 6];
+                for x in a.iter_mut() {
+                    *x = edge(&mut self.rng);
+                }
+                if self.shape(n, &mut a) {
+                    return (n, a);
+                }
+            }
+        }
+
+        /// Bends the random arguments of call `n` so it cannot break the
+        /// fuzzer itself; false to pick another call.
+        fn shape(&mut self, n: u64, a: &mut [u64; 6]) -> bool {
+            let r = &mut self.rng;
+            match n {
+                nr::THREAD_SPAWN => {
+                    // Only the stub may start (any other entry must be refused).
+                    a[0] = if r.one_in(2) {
+                        fuzz_thread_stub as *const () as u64
+                    } else {
+                        r.pick(&BAD_ADDRS)
+                    };
+                    let in_user = (USER_START..USER_END).contains(&a[0]);
+                    a[1] = match r.below(3) {
+                        0 => self.buf.none,
+                        1 => self.buf.none + r.below(16),
+                        _ => r.pick(&BAD_ADDRS),
+                    };
+                    !(in_user && a[0] != fuzz_thread_stub as *const () as u64)
+                        && self.stubs.len() < 32
+                }
+                nr::THREAD_JOIN => {
+                    a[0] = match r.below(4) {
+                        0 if !self.stubs.is_empty() => {
+                            self.stubs[r.below(self.stubs.len() as u64) as usize]
+                        }
+                        1 if !self.joined.is_empty() => {
+                            self.joined[r.below(self.joined.len() as u64) as usize]
+                        }
+                        2 => self.me,
+                        _ => r.pick(&[0, u64::MAX, 1 << 40, 1 << 63]),
+                    };
+                    true
+                }
+                nr::WRITE => {
+                    // Print only dots: a few, or a run into the PROT_NONE page.
+                    if r.one_in(2) {
+                        a[1] = r.below(16);
+                        a[0] = self.buf.dots + r.below(PAGE_SIZE - 16);
+                    } else if r.one_in(2) {
+                        a[1] = 16 + r.below(300);
+                        a[0] = self.buf.none - r.below(16);
+                    } else {
+                        a[0] = r.pick(&BAD_ADDRS);
+                    }
+                    true
+                }
+                nr::GET_ARGS | nr::FAULT_COUNTERS => {
+                    // The kernel writes there: never into the runtime's memory.
+                    if r.one_in(2) || hits_runtime(a[0] & !(PAGE_SIZE - 1), PAGE_SIZE) {
+                        a[0] = self.buf.rw + r.below(2 * PAGE_SIZE);
+                    }
+                    if r.one_in(2) {
+                        a[1] = r.below(300);
+                    }
+                    true
+                }
+                nr::MMAP | nr::MUNMAP | nr::MPROTECT => {
+                    if r.one_in(2) {
+                        a[0] = ARENA + r.below(256) * PAGE_SIZE + r.pick(&[0, 0, 0, 1, 8, 0xfff]);
+                    }
+                    if r.one_in(2) {
+                        a[1] = r.below(64) * PAGE_SIZE + r.pick(&[0, 0, 1]);
+                    }
+                    if r.one_in(2) {
+                        a[2] = r.below(9);
+                    }
+                    if n == nr::MMAP && r.one_in(2) {
+                        a[3] = MAP_PRIVATE | MAP_ANONYMOUS | r.pick(&[0, MAP_FIXED, 1, 0x100]);
+                    }
+                    let moves = n != nr::MMAP || a[3] & MAP_FIXED != 0;
+                    !(moves && hits_runtime(a[0], a[1]))
+                }
+                nr::PIN => {
+                    a[0] = r.pick(&[
+                        0,
+                        1,
+                        self.cpus - 1,
+                        self.cpus,
+                        63,
+                        64,
+                        1 << 32,
+                        nr::UNPIN,
+                        u64::MAX - 1,
+                    ]);
+                    true
+                }
+                // A sleep must end: at most a millisecond.
+                nr::NANOSLEEP => {
+                    let any = r.below(1_000_000);
+                    a[0] = r.pick(&[0, 1, 1000, any]);
+                    true
+                }
+                nr::SET_FAULT_HANDLER => {
+                    if r.one_in(2) {
+                        a[0] = fuzz_landing as *const () as u64;
+                    }
+                    if r.one_in(2) {
+                        a[1] = self.buf.none;
+                    }
+                    true
+                }
+                nr::SET_PER_VMA => {
+                    a[0] = r.pick(&[0, 1, 2, u64::MAX]);
+                    true
+                }
+                _ => true,
+            }
+        }
+
+        /// Undoes what a call changed about this thread; tracks its threads.
+        fn after(&mut self, n: u64, a: [u64; 6], res: Result<u64, Errno>) {
+            match (n, res) {
+                (nr::THREAD_SPAWN, Ok(tid)) => self.stubs.push(tid),
+                (nr::THREAD_JOIN, Ok(_)) => {
+                    self.stubs.retain(|&t| t != a[0]);
+                    self.joined.push(a[0]);
+                }
+                (nr::SET_FAULT_HANDLER, _) => {
+                    // SAFETY: removing the handler is always sound.
+                    let _ = unsafe { rt::set_fault_handler(0, 0) };
+                }
+                (nr::PIN, Ok(_)) => rt::unpin(),
+                _ => {}
+            }
+        }
+
+        fn join_stubs(&mut self) -> Result<(), String> {
+            for tid in core::mem::take(&mut self.stubs) {
+                rt::thread_join(tid).map_err(|e| alloc::format!("join of stub {tid}: {e}"))?;
+            }
+            Ok(())
+        }
+    }
+
+    fn name(n: u64) -> String {
+        match nr::name(n) {
+            Some(s) => String::from(s),
+            None => alloc::format!("syscall{n:#x}"),
+        }
+    }
+
+    const KNOWN_ERRORS: [Errno; 9] = [
+        Errno::EPERM,
+        Errno::ESRCH,
+        Errno::EINTR,
+        Errno::ENOMEM,
+        Errno::EFAULT,
+        Errno::EBUSY,
+        Errno::EEXIST,
+        Errno::EINVAL,
+        Errno::ENOSYS,
+    ];
+
+    /// The result must be well formed, and what the ABI promises for it.
+    fn check(n: u64, a: [u64; 6], r: u64, w: &Worker) -> Result<(), String> {
+        if r >= 1 << 63 && r < (-4095i64) as u64 {
+            return Err(String::from("neither a success (< 2^63) nor an error code"));
+        }
+        let res = abi::errno::decode(r);
+        if let Err(e) = res
+            && !KNOWN_ERRORS.contains(&e)
+        {
+            return Err(alloc::format!("undocumented error {e}"));
+        }
+        let ok = res.is_ok();
+        let must = |cond: bool, what: &str| {
+            if cond {
+                Ok(())
+            } else {
+                Err(String::from(what))
+            }
+        };
+        match n {
+            _ if n >= nr::ALL.len() as u64 => must(res == Err(Errno::ENOSYS), "expected ENOSYS"),
+            nr::THREAD_SPAWN if ok => must(
+                a[0] == fuzz_thread_stub as *const () as u64,
+                "started a thread at an entry outside user space",
+            ),
+            nr::THREAD_JOIN if w.joined.iter().filter(|&&t| t == a[0]).count() > 1 => Err(
+                String::from("joined the same thread twice (expected ESRCH)"),
+            ),
+            nr::THREAD_JOIN if a[0] == w.me => {
+                must(res == Err(Errno::EINVAL), "self-join: expected EINVAL")
+            }
+            nr::WRITE if ok => must(r == a[1], "wrote a different length"),
+            nr::MMAP if ok => check_mmap(a, r),
+            nr::PIN if ok => must(
+                a[0] < w.cpus || a[0] == nr::UNPIN,
+                "pinned to an offline CPU",
+            ),
+            nr::CPU_ID => must(r < w.cpus, "CPU id out of range"),
+            nr::CPU_COUNT => must(r == w.cpus, "CPU count changed"),
+            nr::FAULT_COUNTERS if ok => must(r == a[1].min(w.cpus), "copied a wrong count"),
+            nr::GET_ARGS if ok => must(r <= a[1], "copied more than asked"),
+            nr::FAULT_RETURN => must(!ok, "FAULT_RETURN outside a fault handler succeeded"),
+            nr::SET_PER_VMA if ok => {
+                must(a[0] <= 1 && r <= 1, "accepted a value other than 0 or 1")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_mmap(a: [u64; 6], r: u64) -> Result<(), String> {
+        let len = round_up_page(a[1]).unwrap_or(u64::MAX);
+        if r % PAGE_SIZE != 0 || r < USER_START || r.checked_add(len).is_none_or(|e| e > USER_END) {
+            return Err(alloc::format!(
+                "mapped {len:#x} bytes at {r:#x}, outside user space"
+            ));
+        }
+        if a[3] & MAP_FIXED != 0 && r != a[0] {
+            return Err(String::from("MAP_FIXED placed the mapping elsewhere"));
+        }
+        Ok(())
+    }
+}
+
+mod vm {
+    use super::*;
+    use rt::fault::{Fault, try_read, try_write};
+
+    /// The region the threads fight over.
+    const PAGES: u64 = 64;
+    const PATTERN: u8 = 0xa5;
+    /// Canonical addresses no user access may reach.
+    const FORBIDDEN: [u64; 6] = [
+        0,
+        PAGE_SIZE - 1,
+        USER_END,
+        0xffff_8000_0000_0000,
+        0xffff_ffff_8000_0000,
+        0xffff_ffff_ffff_f000,
+    ];
+
+    pub fn run(c: &Config) -> Result<String, String> {
+        let mutators = (c.threads / 2).max(1);
+        let touchers = (c.threads - mutators).max(1);
+        let done = Arc::new(AtomicU64::new(0));
+        let caught = Arc::new(AtomicU64::new(0));
+        let (seed, iters) = (c.seed, c.iters);
+        let (d, k) = (done.clone(), caught.clone());
+        on_threads(mutators + touchers, move |i| {
+            let mut rng = Rng::new(seed, i);
+            if i < mutators {
+                let r = (0..iters).try_for_each(|_| mutate(&mut rng));
+                // Release: the touchers stop after the last change (no data
+                // travels with it; Relaxed would do, Release is clearer).
+                d.fetch_add(1, Ordering::Release);
+                r
+            } else {
+                touch(&mut rng, &d, mutators, &k)
+            }
+        })?;
+        // SAFETY: the region belongs to the fuzzer; no thread runs any more.
+        unsafe { rt::munmap(ARENA as *mut u8, PAGES * PAGE_SIZE) }
+            .map_err(|e| alloc::format!("final munmap: {e}"))?;
+        Ok(alloc::format!(
+            "{} bad faults caught",
+            caught.load(Ordering::Relaxed)
+        ))
+    }
+
+    fn random_prot(rng: &mut Rng) -> u64 {
+        rng.pick(&[
+            PROT_NONE,
+            PROT_READ,
+            PROT_READ | PROT_WRITE,
+            PROT_READ | PROT_EXEC,
+            PROT_WRITE,
+            7,
+        ])
+    }
+
+    /// One map, protect or unmap of random pages of the region.
+    fn mutate(rng: &mut Rng) -> Result<(), String> {
+        let first = rng.below(PAGES);
+        let n = 1 + rng.below((PAGES - first).min(8));
+        let (addr, len) = (ARENA + first * PAGE_SIZE, n * PAGE_SIZE);
+        let prot = random_prot(rng);
+        // SAFETY: every range is inside the fuzzer's region, which only the
+        // touchers use, and only through try_read/try_write.
+        let r = unsafe {
+            match rng.below(4) {
+                0 | 1 => rt::mmap(addr, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+                    .map(|a| a as u64),
+                2 => rt::mprotect(addr as *mut u8, len, prot)
+                    .map(|_| addr)
+                    .or_else(|e| {
+                        // Part of the range unmapped: refused as a whole.
+                        if e == Errno::ENOMEM { Ok(addr) } else { Err(e) }
+                    }),
+                _ => rt::munmap(addr as *mut u8, len).map(|_| addr),
+            }
+        };
+        match r {
+            Ok(a) if a == addr => Ok(()),
+            Ok(a) => Err(alloc::format!("MAP_FIXED at {addr:#x} mapped at {a:#x}")),
+            Err(e) => Err(alloc::format!(
+                "map/protect/unmap {addr:#x}+{len:#x} prot {prot}: {e}"
+            )),
+        }
+    }
+
+    /// What one access saw.
+    enum Seen {
+        Fine,
+        Value(u8),
+        Fault(Fault),
+    }
+
+    fn touch(
+        rng: &mut Rng,
+        done: &AtomicU64,
+        mutators: u64,
+        caught: &AtomicU64,
+    ) -> Result<(), String> {
+        let _guard = rt::fault::install().map_err(|e| alloc::format!("install: {e}"))?;
+        // Relaxed: only ends the loop.
+        while done.load(Ordering::Relaxed) < mutators {
+            let addr = if rng.one_in(8) {
+                rng.pick(&FORBIDDEN) + rng.below(8)
+            } else {
+                ARENA + rng.below(PAGES * PAGE_SIZE)
+            };
+            let inside = (ARENA..ARENA + PAGES * PAGE_SIZE).contains(&addr);
+            let seen = if rng.one_in(2) {
+                match try_read(addr) {
+                    Ok(v) if v == 0 || v == PATTERN => Seen::Fine,
+                    Ok(v) => Seen::Value(v),
+                    Err(f) => Seen::Fault(f),
+                }
+            } else {
+                // SAFETY: the region holds only bytes the fuzzer writes.
+                match unsafe { try_write(addr, PATTERN) } {
+                    Ok(()) => Seen::Fine,
+                    Err(f) => Seen::Fault(f),
+                }
+            };
+            match seen {
+                Seen::Fine if inside => {}
+                Seen::Fine => return Err(alloc::format!("access to {addr:#x} succeeded")),
+                Seen::Value(v) => {
+                    return Err(alloc::format!(
+                        "read {v:#x} at {addr:#x}: neither 0 nor {PATTERN:#x}"
+                    ));
+                }
+                Seen::Fault(f) if f.addr != addr => {
+                    return Err(alloc::format!(
+                        "fault at {addr:#x} reported at {:#x}",
+                        f.addr
+                    ));
+                }
+                Seen::Fault(f) if f.reason == FaultReason::ExecNoExec => {
+                    return Err(alloc::format!("data access at {addr:#x} reported as {f:?}"));
+                }
+                Seen::Fault(_) => {
+                    // Relaxed: a statistic.
+                    caught.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+mod code {
+    use super::*;
+
+    /// How long a random-code thread may run before the process gives up.
+    const DEADLINE_NS: u64 = 500_000_000;
+
+    fn land(_addr: u64, _reason: FaultReason, _rip: u64) -> Option<u64> {
+        Some(fuzz_landing as *const () as u64)
+    }
+
+    pub fn run(c: &Config) -> Result<String, String> {
+        rt::fault::set_hook(land);
+        let mut rng = Rng::new(c.seed, 0);
+        for i in 0..c.iters {
+            let page = random_code_page(&mut rng)?;
+            let stack = rt::mmap_anon(0, PAGE_SIZE, PROT_READ | PROT_WRITE)
+                .map_err(|e| alloc::format!("mmap stack: {e}"))? as u64;
+            println!("fuzz: code {i}: page {page:#x}");
+            let h = rt::thread::try_spawn(move || {
+                let guard = rt::fault::install();
+                core::mem::forget(guard);
+                jump(page, stack + PAGE_SIZE)
+            })
+            .map_err(|e| alloc::format!("spawn: {e}"))?;
+            let t0 = rt::clock_ns();
+            // Acquire pairs with the landing's locked increment (a full
+            // barrier): the thread is done with everything before it.
+            while LANDED.load(Ordering::Acquire) <= i {
+                if rt::clock_ns() - t0 > DEADLINE_NS {
+                    println!("fuzz: code {i} still runs (or ended itself); ending the process");
+                    rt::exit(0);
+                }
+                rt::sleep_ns(1_000_000);
+            }
+            let _ = rt::thread_join(h.tid());
+            core::mem::forget(h);
+        }
+        Ok(alloc::format!("{} random pages ran and faulted", c.iters))
+    }
+
+    fn random_code_page(rng: &mut Rng) -> Result<u64, String> {
+        let page = rt::mmap_anon(0, PAGE_SIZE, PROT_READ | PROT_WRITE)
+            .map_err(|e| alloc::format!("mmap code: {e}"))?;
+        for off in (0..PAGE_SIZE).step_by(8) {
+            // SAFETY: inside our fresh read-write page.
+            unsafe { (page.add(off as usize) as *mut u64).write_unaligned(rng.next()) };
+        }
+        // SAFETY: our own page; nothing holds a reference into it.
+        unsafe { rt::mprotect(page, PAGE_SIZE, PROT_READ | PROT_EXEC) }
+            .map_err(|e| alloc::format!("mprotect code: {e}"))?;
+        Ok(page as u64)
+    }
+
+    /// Runs the page with every general register zero and `rsp` on a stack
+    /// of its own, so the random code starts from nothing of ours.
+    fn jump(page: u64, stack_top: u64) -> ! {
+        // SAFETY: deliberately unsound for this thread: it runs random bytes.
+        // It ends in its fault handler (which resumes at `fuzz_landing`) or
+        // takes the process down; either outcome is what is being tested.
+        unsafe {
+            core::arch::asm!(
+                "mov rsp, rdi",
+                "push rsi",
+                "xor eax, eax", "xor ebx, ebx", "xor ecx, ecx", "xor edx, edx",
+                "xor esi, esi", "xor edi, edi", "xor ebp, ebp",
+                "xor r8d, r8d", "xor r9d, r9d", "xor r10d, r10d", "xor r11d, r11d",
+                "xor r12d, r12d", "xor r13d, r13d", "xor r14d, r14d", "xor r15d, r15d",
+                "ret",
+                in("rdi") stack_top, in("rsi") page, options(noreturn),
+            )
+        }
+    }
+}
