@@ -15,7 +15,8 @@
 //! Command line (`make fuzz` sets these): `fuzz.seed=S` (child `i` gets seed
 //! `S + i`), `fuzz.modes=syscalls,vm,code` (taken in turn),
 //! `fuzz.children=N` (the short round's count) and `fuzz.seconds=T` (run
-//! children until T seconds have passed instead).
+//! children until T seconds have passed instead), `fuzz.child_timeout=T`
+//! (seconds before a child counts as hung; 120).
 
 use alloc::format;
 use alloc::string::String;
@@ -31,8 +32,8 @@ const MODES: [&str; 3] = ["syscalls", "vm", "code"];
 const SHORT_CHILDREN: u64 = 12;
 const DEFAULT_SEED: u64 = 0x5eed;
 /// A child not done by then is a hang (a generous bound: TCG at SMP=8 on two
-/// host cores is slow).
-const CHILD_TIMEOUT_NS: u64 = 120_000_000_000;
+/// host cores is slow). `fuzz.child_timeout=` seconds overrides it.
+const CHILD_TIMEOUT_S: u64 = 120;
 /// How long a killed child gets to end, and the frame count to settle.
 const SETTLE_NS: u64 = 10_000_000_000;
 
@@ -41,6 +42,7 @@ struct Config {
     modes: Vec<String>,
     children: u64,
     seconds: Option<u64>,
+    child_timeout_ns: u64,
 }
 
 fn config() -> Result<Config, String> {
@@ -67,6 +69,7 @@ fn config() -> Result<Config, String> {
         modes,
         children: num("fuzz.children")?.unwrap_or(SHORT_CHILDREN),
         seconds: num("fuzz.seconds")?,
+        child_timeout_ns: num("fuzz.child_timeout")?.unwrap_or(CHILD_TIMEOUT_S) * 1_000_000_000,
     })
 }
 
@@ -116,9 +119,9 @@ fn frames() -> usize {
 }
 
 /// Runs `args` as a `fuzz` process and returns its exit code; a child still
-/// running after `CHILD_TIMEOUT_NS` is killed, and one that then does not end
-/// is an error.
-fn run_bounded(args: &str) -> Result<i32, String> {
+/// running after `timeout_ns` is killed, and one that then does not end is
+/// an error.
+fn run_bounded(args: &str, timeout_ns: u64) -> Result<i32, String> {
     let p = user::spawn("fuzz", args).map_err(|e| format!("cannot start fuzz: {e}"))?;
     let done = Arc::new(AtomicBool::new(false));
     let (p2, done2) = (p.clone(), done.clone());
@@ -127,7 +130,7 @@ fn run_bounded(args: &str) -> Result<i32, String> {
         // Release pairs with the Acquire in `wait_flag`.
         done2.store(true, Ordering::Release);
     });
-    if !wait_flag(&done, CHILD_TIMEOUT_NS) {
+    if !wait_flag(&done, timeout_ns) {
         user::kill_process(&p, 124);
         if !wait_flag(&done, SETTLE_NS) {
             return Err(String::from("child hung, and did not end when killed"));
@@ -171,11 +174,11 @@ fn frames_settle(before: usize) -> Result<(), String> {
 }
 
 /// One child and every check after it.
-fn one_child(mode: &str, seed: u64) -> Result<(), String> {
+fn one_child(c: &Config, mode: &str, seed: u64) -> Result<(), String> {
     rcu::rcu_barrier();
     let before = frames();
     let health = Health::now();
-    let code = run_bounded(&child_args(mode, seed))?;
+    let code = run_bounded(&child_args(mode, seed), c.child_timeout_ns)?;
     if mode != "code" && code != 0 {
         return Err(format!(
             "exit code {code}, expected 0 (see the FAIL line above)"
@@ -231,7 +234,7 @@ ktest!(
                 "# fuzz: child {i} mode={mode} seed={seed} ({elapsed_s} s); {}",
                 repro(mode, seed)
             );
-            one_child(mode, seed).map_err(|e| {
+            one_child(&c, mode, seed).map_err(|e| {
                 format!(
                     "fuzz child {i} mode={mode} seed={seed}: {e}\n{}",
                     repro(mode, seed)
