@@ -600,6 +600,100 @@ mod vm {
         }
     }
 
+    core::arch::global_asm!(
+        ".pushsection .text.fuzz_fault, \"ax\"",
+        // The kernel enters with rsp = the registered stack top, above which
+        // `Handler` keeps a slot: record what the kernel reported there.
+        ".global fuzz_fault_entry",
+        "fuzz_fault_entry:",
+        "    mov [rsp], rdi",
+        "    mov [rsp + 8], rsi",
+        "    and rsp, -16",
+        "    call {main}",
+        "    ud2",
+        ".popsection",
+        main = sym fault_main,
+    );
+
+    unsafe extern "C" {
+        fn fuzz_fault_entry();
+        // The runtime's one-access routines and their fixups (rt::fault).
+        fn rt_try_read_insn();
+        fn rt_try_write_insn();
+        fn rt_fixup_1();
+        fn rt_fixup_2();
+        fn rt_fixup_3();
+        fn rt_fixup_4();
+    }
+
+    /// Like `rt::fault`'s handler, for `try_read`/`try_write` only, but it
+    /// also records the address and reason the kernel reported (the
+    /// runtime's `Fault` carries the address that was asked for).
+    extern "C" fn fault_main(_addr: u64, reason: u64, rip: u64) -> ! {
+        let ours = rip == rt_try_read_insn as *const () as u64
+            || rip == rt_try_write_insn as *const () as u64;
+        let fixups = [rt_fixup_1, rt_fixup_2, rt_fixup_3, rt_fixup_4];
+        if ours && (1..=4).contains(&reason) {
+            // SAFETY: a fixup of the faulting try_* routine, as rt::fault does.
+            unsafe { rt::fault_return(fixups[reason as usize - 1] as *const () as u64) };
+        }
+        // Not ours: fault again with no handler, so the kernel reports it.
+        // SAFETY: as in rt::fault.
+        unsafe {
+            let _ = rt::set_fault_handler(0, 0);
+            rt::fault_return(0);
+        }
+        rt::exit(abi::thread::EXIT_CODE_FAULT)
+    }
+
+    const HANDLER_STACK: u64 = 16 * 1024;
+
+    /// A thread's handler registration: its stack, and the slot at the top
+    /// where the entry records the last report.
+    struct Handler {
+        stack: u64,
+    }
+
+    impl Handler {
+        fn install() -> Result<Handler, String> {
+            let stack = rt::mmap_anon(0, HANDLER_STACK, PROT_READ | PROT_WRITE)
+                .map_err(|e| alloc::format!("mmap handler stack: {e}"))?
+                as u64;
+            // Touch every page: a fault inside the handler ends the process.
+            for off in (0..HANDLER_STACK).step_by(PAGE_SIZE as usize) {
+                // SAFETY: inside the fresh mapping.
+                unsafe { ((stack + off) as *mut u8).write_volatile(0) };
+            }
+            let h = Handler { stack };
+            // SAFETY: the entry follows the handler contract; the stack is ours.
+            unsafe { rt::set_fault_handler(fuzz_fault_entry as *const () as u64, h.top()) }
+                .map_err(|e| alloc::format!("set_fault_handler: {e}"))?;
+            Ok(h)
+        }
+
+        fn top(&self) -> u64 {
+            self.stack + HANDLER_STACK - 64
+        }
+
+        /// (address, reason) of the last fault reported to this thread.
+        fn last(&self) -> (u64, u64) {
+            // SAFETY: the slot is in our mapping; the handler wrote it on
+            // this same thread before resuming (program order).
+            unsafe {
+                let slot = self.top() as *const u64;
+                (slot.read_volatile(), slot.add(1).read_volatile())
+            }
+        }
+
+        fn remove(self) {
+            // SAFETY: without the handler nothing runs on its stack.
+            unsafe {
+                let _ = rt::set_fault_handler(0, 0);
+                let _ = rt::munmap(self.stack as *mut u8, HANDLER_STACK);
+            }
+        }
+    }
+
     /// What one access saw.
     enum Seen {
         Fine,
@@ -613,7 +707,19 @@ mod vm {
         mutators: u64,
         caught: &AtomicU64,
     ) -> Result<(), String> {
-        let _guard = rt::fault::install().map_err(|e| alloc::format!("install: {e}"))?;
+        let handler = Handler::install()?;
+        let r = touch_loop(rng, done, mutators, caught, &handler);
+        handler.remove();
+        r
+    }
+
+    fn touch_loop(
+        rng: &mut Rng,
+        done: &AtomicU64,
+        mutators: u64,
+        caught: &AtomicU64,
+        handler: &Handler,
+    ) -> Result<(), String> {
         // Relaxed: only ends the loop.
         while done.load(Ordering::Relaxed) < mutators {
             let addr = if rng.one_in(8) {
@@ -643,10 +749,10 @@ mod vm {
                         "read {v:#x} at {addr:#x}: neither 0 nor {PATTERN:#x}"
                     ));
                 }
-                Seen::Fault(f) if f.addr != addr => {
+                Seen::Fault(f) if handler.last() != (addr, f.reason as u64) => {
+                    let (at, why) = handler.last();
                     return Err(alloc::format!(
-                        "fault at {addr:#x} reported at {:#x}",
-                        f.addr
+                        "fault at {addr:#x} ({f:?}) reported to the handler at {at:#x} with reason {why}"
                     ));
                 }
                 Seen::Fault(f) if f.reason == FaultReason::ExecNoExec => {
