@@ -5,7 +5,7 @@
 #   make run [PROG=demo ARGS=..]  boot with SMP=4, run a user program, exit by itself
 #   make ktest SMP=N MEM=M ACCEL=tcg|kvm [KTEST=a,b] [APPEND="k=v"] [TIMEOUT=s]
 #   make test                     host tests, loom models, kernel tests at SMP=1 and 4
-#   make fuzz SEED=S SECONDS=T    the fuzzer for T seconds [MODES=syscalls,vm,code] [CHILDREN=N]
+#   make fuzz SEED=S SECONDS=T    the fuzzer for T seconds [MODES=syscalls,vm,flags,code] [CHILDREN=N]
 #   make gdb                      QEMU waiting for GDB, and GDB with the symbols
 #
 # RELEASE=1 boots the release kernel (run, ktest, gdb). QEMU=, QEMU_ARGS= and
@@ -63,7 +63,7 @@ test:
 # qemu-run's timeout is SECONDS plus a margin for boot and the last child.
 SEED     ?= 1
 SECONDS  ?= 60
-MODES    ?= syscalls,vm,code
+MODES    ?= syscalls,vm,flags,code
 CHILDREN ?=
 FUZZ_LIMIT := $(if $(CHILDREN),fuzz.children=$(CHILDREN),fuzz.seconds=$(SECONDS))
 

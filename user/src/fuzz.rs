@@ -142,3 +142,32 @@ pub unsafe fn syscall6(n: u64, a: [u64; 6]) -> u64 {
     }
     ret
 }
+
+/// [`syscall6`] entered with `rflags` loaded into RFLAGS (IF and the bits
+/// ring 3 cannot change stay as they are); the caller's RFLAGS are restored
+/// afterwards.
+///
+/// # Safety
+/// As [`syscall6`]; and no bit in `rflags` may trap at once (TF) or change
+/// how the few instructions in between run.
+#[inline(always)]
+pub unsafe fn syscall6_with_rflags(n: u64, a: [u64; 6], rflags: u64) -> u64 {
+    let ret;
+    // SAFETY: the caller's contract. The stack is used only for the saved
+    // and the loaded RFLAGS, balanced before the asm ends.
+    unsafe {
+        core::arch::asm!(
+            "pushfq",
+            "push {f}",
+            "popfq",
+            "syscall",
+            "popfq",
+            f = in(reg) rflags | 0x202,
+            inlateout("rax") n => ret,
+            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
+            in("r10") a[3], in("r8") a[4], in("r9") a[5],
+            out("rcx") _, out("r11") _,
+        );
+    }
+    ret
+}

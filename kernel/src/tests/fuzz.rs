@@ -13,7 +13,7 @@
 //!   saw no stall (a process killed for a bad access is not a warning).
 //!
 //! Command line (`make fuzz` sets these): `fuzz.seed=S` (child `i` gets seed
-//! `S + i`), `fuzz.modes=syscalls,vm,code` (taken in turn),
+//! `S + i`), `fuzz.modes=syscalls,vm,flags,code` (taken in turn),
 //! `fuzz.children=N` (the short round's count) and `fuzz.seconds=T` (run
 //! children until T seconds have passed instead), `fuzz.child_timeout=T`
 //! (seconds before a child counts as hung; 120).
@@ -27,8 +27,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use crate::memory::{frame, heap, paging};
 use crate::{console, ktest, lockdep, println_raw, rcu, sched, time, user};
 
-const MODES: [&str; 3] = ["syscalls", "vm", "code"];
-/// Children in the short round (`make test`): four of each mode.
+const MODES: [&str; 4] = ["syscalls", "vm", "flags", "code"];
+/// Children in the short round (`make test`): three of each mode.
 const SHORT_CHILDREN: u64 = 12;
 const DEFAULT_SEED: u64 = 0x5eed;
 /// A child not done by then is a hang (a generous bound: TCG at SMP=8 on two
@@ -84,7 +84,7 @@ fn parse_u64(s: &str) -> Option<u64> {
 /// enough that the short round stays well inside a minute under TCG.
 fn child_args(mode: &str, seed: u64) -> String {
     let work = match mode {
-        "syscalls" => "threads=4 iters=1500",
+        "syscalls" | "flags" => "threads=4 iters=1500",
         "vm" => "threads=4 iters=1000",
         _ => "iters=16",
     };

@@ -1,7 +1,7 @@
 //! The fuzzer: hostile but seeded work for the kernel to survive. Started by
 //! the kernel's `fuzz_short` test (or `make fuzz`), one process per round:
 //!
-//! `fuzz seed=S mode=syscalls|vm|code [threads=N] [iters=N]`
+//! `fuzz seed=S mode=syscalls|flags|vm|code [threads=N] [iters=N]`
 //!
 //! - `syscalls`: `threads` threads issue `iters` random system calls each,
 //!   every number in the ABI plus numbers past its end, with edge-case
@@ -13,8 +13,12 @@
 //!   the kernel half) with a fault handler installed; every bad fault must
 //!   be reported at the right address, every successful read see 0 or what
 //!   the writers write.
+//! - `flags`: as `syscalls`, but every call is entered with random RFLAGS
+//!   bits set (DF, NT, AC and the arithmetic flags), which the kernel must
+//!   neither inherit nor trip over on its way back.
 //! - `code`: `iters` times, fill a page with random bytes, make it R+X and
-//!   jump to it with zeroed registers in a fresh thread. The thread is
+//!   jump to it with zeroed registers (and sometimes TF, NT, AC or DF set in
+//!   RFLAGS) in a fresh thread. The thread is
 //!   expected to die of some exception: its fault handler catches it and
 //!   ends the thread; a thread still running after half a second ends the
 //!   process. Any ending is fine; the kernel must survive.
@@ -36,7 +40,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use programs::fuzz::{ARENA, BAD_ADDRS, Rng, edge, hits_runtime, syscall6};
+use programs::fuzz::{ARENA, BAD_ADDRS, Rng, edge, hits_runtime, syscall6, syscall6_with_rflags};
 use rt::{Args, println};
 
 rt::main!(main);
@@ -112,7 +116,8 @@ fn main(args: Args) -> i32 {
         c.seed, c.mode, c.threads, c.iters
     );
     let result = match c.mode {
-        "syscalls" => syscalls::run(&c),
+        "syscalls" => syscalls::run(&c, false),
+        "flags" => syscalls::run(&c, true),
         "vm" => vm::run(&c),
         "code" => code::run(&c),
         m => Err(alloc::format!("unknown mode {m}")),
@@ -193,6 +198,7 @@ mod syscalls {
         stubs: Vec<u64>,
         /// Threads it joined: joining them again must fail with `ESRCH`.
         joined: Vec<u64>,
+        with_flags: bool,
     }
 
     /// Numbers past the last syscall: each must return `ENOSYS`.
@@ -207,7 +213,8 @@ mod syscalls {
         u64::MAX - 1,
     ];
 
-    pub fn run(c: &Config) -> Result<String, String> {
+    /// `with_flags`: enter every call with random RFLAGS bits set.
+    pub fn run(c: &Config, with_flags: bool) -> Result<String, String> {
         let buf = buffers()?;
         let cpus = rt::cpu_count() as u64;
         let seed = c.seed;
@@ -232,6 +239,7 @@ mod syscalls {
                 me: ids2[i as usize].load(Ordering::Relaxed),
                 stubs: Vec::new(),
                 joined: Vec::new(),
+                with_flags,
             };
             for k in 0..iters {
                 w.one_call()
@@ -272,11 +280,34 @@ mod syscalls {
             // SAFETY: `pick` only issues calls that leave the runtime's own
             // memory, stacks and threads alone (see `hits_runtime`), and
             // `after` undoes what would change this thread's state.
-            let r = unsafe { syscall6(n, a) };
+            let r = unsafe {
+                if self.with_flags {
+                    let flags = self.random_rflags();
+                    syscall6_with_rflags(n, a, flags)
+                } else {
+                    syscall6(n, a)
+                }
+            };
             let res = abi::errno::decode(r);
             self.after(n, a, res);
             check(n, a, r, self)
                 .map_err(|e| alloc::format!("{}{:x?} = {:#x}: {e}", name(n), &a[..4], r))
+        }
+
+        /// RFLAGS bits a user program may set with `popfq` and the kernel
+        /// must not inherit (or must not be hurt by): the arithmetic flags,
+        /// DF (string direction), NT (nested task), AC (alignment check, and
+        /// SMAP's override in ring 0). Not TF: a single-step trap is the
+        /// `code` mode's business.
+        fn random_rflags(&mut self) -> u64 {
+            const BITS: [u64; 9] = [0, 2, 4, 6, 7, 10, 11, 14, 18];
+            let mut f = 0;
+            for b in BITS {
+                if self.rng.one_in(3) {
+                    f |= 1 << b;
+                }
+            }
+            f
         }
 
         fn pick(&mut self) -> (u64, [u64; 6]) {
@@ -785,11 +816,12 @@ mod code {
             let page = random_code_page(&mut rng)?;
             let stack = rt::mmap_anon(0, PAGE_SIZE, PROT_READ | PROT_WRITE)
                 .map_err(|e| alloc::format!("mmap stack: {e}"))? as u64;
-            println!("fuzz: code {i}: page {page:#x}");
+            let rflags = random_rflags(&mut rng);
+            println!("fuzz: code {i}: page {page:#x} rflags {rflags:#x}");
             let h = rt::thread::try_spawn(move || {
                 let guard = rt::fault::install();
                 core::mem::forget(guard);
-                jump(page, stack + PAGE_SIZE)
+                jump(page, stack + PAGE_SIZE, rflags)
             })
             .map_err(|e| alloc::format!("spawn: {e}"))?;
             let t0 = rt::clock_ns();
@@ -821,9 +853,22 @@ mod code {
         Ok(page as u64)
     }
 
-    /// Runs the page with every general register zero and `rsp` on a stack
-    /// of its own, so the random code starts from nothing of ours.
-    fn jump(page: u64, stack_top: u64) -> ! {
+    /// RFLAGS for a random page: sometimes TF (a single-step trap before
+    /// its first instruction), NT, AC or DF.
+    fn random_rflags(rng: &mut Rng) -> u64 {
+        let mut f = 0x202;
+        for (bit, one_in) in [(8, 4), (14, 3), (18, 3), (10, 3)] {
+            if rng.one_in(one_in) {
+                f |= 1 << bit;
+            }
+        }
+        f
+    }
+
+    /// Runs the page with every general register zero, `rsp` on a stack of
+    /// its own and RFLAGS = `rflags`, so the random code starts from
+    /// nothing of ours.
+    fn jump(page: u64, stack_top: u64, rflags: u64) -> ! {
         // SAFETY: deliberately unsound for this thread: it runs random bytes.
         // It ends in its fault handler (which resumes at `fuzz_landing`) or
         // takes the process down; either outcome is what is being tested.
@@ -831,12 +876,14 @@ mod code {
             core::arch::asm!(
                 "mov rsp, rdi",
                 "push rsi",
+                "push rdx",
                 "xor eax, eax", "xor ebx, ebx", "xor ecx, ecx", "xor edx, edx",
                 "xor esi, esi", "xor edi, edi", "xor ebp, ebp",
                 "xor r8d, r8d", "xor r9d, r9d", "xor r10d, r10d", "xor r11d, r11d",
                 "xor r12d, r12d", "xor r13d, r13d", "xor r14d, r14d", "xor r15d, r15d",
+                "popfq",
                 "ret",
-                in("rdi") stack_top, in("rsi") page, options(noreturn),
+                in("rdi") stack_top, in("rsi") page, in("rdx") rflags, options(noreturn),
             )
         }
     }
