@@ -54,26 +54,15 @@ core::arch::global_asm!(
     "    xor edi, edi",
     "    syscall",
     "    ud2",
-    // Where a random-code thread resumes after its fault: count, then end the
-    // thread. Its registers are whatever the random code left.
-    ".global fuzz_landing",
-    "fuzz_landing:",
-    "    lock inc qword ptr [rip + {landed}]",
-    "    mov eax, {thread_exit}",
-    "    xor edi, edi",
-    "    syscall",
-    "    ud2",
     ".popsection",
     thread_exit = const nr::THREAD_EXIT,
-    landed = sym LANDED,
 );
 
 unsafe extern "C" {
     fn fuzz_thread_stub();
-    fn fuzz_landing();
 }
 
-/// Random-code threads that reached `fuzz_landing`.
+/// Random-code threads whose fault reached their handler.
 static LANDED: AtomicU64 = AtomicU64::new(0);
 
 struct Config {
@@ -423,7 +412,7 @@ mod syscalls {
                 }
                 nr::SET_FAULT_HANDLER => {
                     if r.one_in(2) {
-                        a[0] = fuzz_landing as *const () as u64;
+                        a[0] = fuzz_thread_stub as *const () as u64;
                     }
                     if r.one_in(2) {
                         a[1] = self.buf.none;
@@ -805,8 +794,13 @@ mod code {
     /// How long a random-code thread may run before the process gives up.
     const DEADLINE_NS: u64 = 500_000_000;
 
+    /// The hook for every fault of a random-code thread: end the thread
+    /// from its handler. Resuming anywhere would restore the faulting
+    /// context, and with it a TF that traps again after one instruction.
     fn land(_addr: u64, _reason: FaultReason, _rip: u64) -> Option<u64> {
-        Some(fuzz_landing as *const () as u64)
+        // Release pairs with main's Acquire: the thread is done with its page.
+        LANDED.fetch_add(1, Ordering::Release);
+        rt::thread_exit(0)
     }
 
     pub fn run(c: &Config) -> Result<String, String> {
@@ -825,8 +819,7 @@ mod code {
             })
             .map_err(|e| alloc::format!("spawn: {e}"))?;
             let t0 = rt::clock_ns();
-            // Acquire pairs with the landing's locked increment (a full
-            // barrier): the thread is done with everything before it.
+            // Acquire pairs with the Release in `land`.
             while LANDED.load(Ordering::Acquire) <= i {
                 if rt::clock_ns() - t0 > DEADLINE_NS {
                     println!("fuzz: code {i} still runs (or ended itself); ending the process");
@@ -870,7 +863,7 @@ mod code {
     /// nothing of ours.
     fn jump(page: u64, stack_top: u64, rflags: u64) -> ! {
         // SAFETY: deliberately unsound for this thread: it runs random bytes.
-        // It ends in its fault handler (which resumes at `fuzz_landing`) or
+        // It ends in its fault handler (which ends the thread, see `land`) or
         // takes the process down; either outcome is what is being tested.
         unsafe {
             core::arch::asm!(
