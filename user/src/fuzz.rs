@@ -17,11 +17,11 @@ impl Rng {
     /// The generator for thread `stream` of a run seeded with `seed`.
     pub fn new(seed: u64, stream: u64) -> Rng {
         let mut r = Rng(seed ^ stream.wrapping_mul(0xa076_1d64_78bd_642f));
-        r.next();
+        r.next_u64();
         r
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -31,7 +31,7 @@ impl Rng {
 
     /// A number in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 
     /// True with probability `1/n`.
@@ -103,7 +103,7 @@ pub fn edge(rng: &mut Rng) -> u64 {
         1 => rng.pick(&LENS),
         2 => 1u64 << rng.below(64),
         3 => rng.below(70),
-        _ => rng.next(),
+        _ => rng.next_u64(),
     }
 }
 
@@ -120,7 +120,8 @@ pub fn hits_runtime(addr: u64, len: u64) -> bool {
     else {
         return false;
     };
-    let refused = len == 0 || addr % PAGE_SIZE != 0 || addr < USER_START || end > USER_END;
+    let refused =
+        len == 0 || !addr.is_multiple_of(PAGE_SIZE) || addr < USER_START || end > USER_END;
     let inside_playground = (addr >= ARENA && end <= ARENA_END) || addr >= TOP_FREE;
     !refused && !inside_playground
 }

@@ -522,7 +522,10 @@ mod syscalls {
 
     fn check_mmap(a: [u64; 6], r: u64) -> Result<(), String> {
         let len = round_up_page(a[1]).unwrap_or(u64::MAX);
-        if r % PAGE_SIZE != 0 || r < USER_START || r.checked_add(len).is_none_or(|e| e > USER_END) {
+        if !r.is_multiple_of(PAGE_SIZE)
+            || r < USER_START
+            || r.checked_add(len).is_none_or(|e| e > USER_END)
+        {
             return Err(alloc::format!(
                 "mapped {len:#x} bytes at {r:#x}, outside user space"
             ));
@@ -838,7 +841,7 @@ mod code {
             .map_err(|e| alloc::format!("mmap code: {e}"))?;
         for off in (0..PAGE_SIZE).step_by(8) {
             // SAFETY: inside our fresh read-write page.
-            unsafe { (page.add(off as usize) as *mut u64).write_unaligned(rng.next()) };
+            unsafe { (page.add(off as usize) as *mut u64).write_unaligned(rng.next_u64()) };
         }
         // SAFETY: our own page; nothing holds a reference into it.
         unsafe { rt::mprotect(page, PAGE_SIZE, PROT_READ | PROT_EXEC) }
