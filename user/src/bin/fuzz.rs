@@ -32,8 +32,8 @@ extern crate alloc;
 
 use abi::errno::Errno;
 use abi::mman::{
-    MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE,
-    USER_END, USER_START,
+    MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_EXEC, PROT_MASK, PROT_NONE, PROT_READ,
+    PROT_WRITE, USER_END, USER_START,
 };
 use abi::{FaultReason, nr};
 use alloc::string::String;
@@ -490,11 +490,12 @@ mod syscalls {
                 Err(String::from(what))
             }
         };
+        let stub = fuzz_thread_stub as *const () as u64;
         match n {
             _ if n >= nr::ALL.len() as u64 => must(res == Err(Errno::ENOSYS), "expected ENOSYS"),
             nr::THREAD_SPAWN if ok => must(
-                a[0] == fuzz_thread_stub as *const () as u64,
-                "started a thread at an entry outside user space",
+                a[0] == stub && a[1].is_multiple_of(16) && in_user(a[1].wrapping_sub(1), 1),
+                "started a thread at an entry or stack outside user space, or an unaligned stack",
             ),
             nr::THREAD_JOIN if w.joined.iter().filter(|&&t| t == a[0]).count() > 1 => Err(
                 String::from("joined the same thread twice (expected ESRCH)"),
@@ -502,25 +503,59 @@ mod syscalls {
             nr::THREAD_JOIN if a[0] == w.me => {
                 must(res == Err(Errno::EINVAL), "self-join: expected EINVAL")
             }
+            nr::WRITE | nr::GET_ARGS if ok && a[1] > 0 && !in_user(a[0], a[1]) => {
+                Err(String::from("used a buffer outside user space"))
+            }
             nr::WRITE if ok => must(r == a[1], "wrote a different length"),
             nr::MMAP if ok => check_mmap(a, r),
-            nr::PIN if ok => must(
-                a[0] < w.cpus || a[0] == nr::UNPIN,
-                "pinned to an offline CPU",
+            nr::MUNMAP | nr::MPROTECT if ok => must(
+                a[0].is_multiple_of(PAGE_SIZE)
+                    && a[1] != 0
+                    && in_user(a[0], a[1])
+                    && (n == nr::MUNMAP || a[2] & !PROT_MASK == 0),
+                "accepted an unaligned, empty or out-of-range range, or unknown rights",
             ),
+            nr::PIN => must(
+                ok == (a[0] < w.cpus || a[0] == nr::UNPIN),
+                "accepted an offline CPU or refused an online one",
+            ),
+            nr::YIELD | nr::NANOSLEEP => must(r == 0, "expected 0"),
             nr::CPU_ID => must(r < w.cpus, "CPU id out of range"),
             nr::CPU_COUNT => must(r == w.cpus, "CPU count changed"),
-            nr::FAULT_COUNTERS if ok => must(r == a[1].min(w.cpus), "copied a wrong count"),
+            nr::FAULT_COUNTERS if ok => must(
+                r == a[1].min(w.cpus) && (r == 0 || in_user(a[0], r * 48)),
+                "copied a wrong count, or outside user space",
+            ),
             nr::GET_ARGS if ok => must(r <= a[1], "copied more than asked"),
+            nr::SET_FAULT_HANDLER if ok => must(
+                a[0] == 0
+                    || (in_user(a[0], 1)
+                        && a[1].is_multiple_of(16)
+                        && in_user(a[1].wrapping_sub(1), 1)),
+                "registered a handler outside user space or an unaligned handler stack",
+            ),
             nr::FAULT_RETURN => must(!ok, "FAULT_RETURN outside a fault handler succeeded"),
-            nr::SET_PER_VMA if ok => {
-                must(a[0] <= 1 && r <= 1, "accepted a value other than 0 or 1")
-            }
+            nr::SET_PER_VMA => must(
+                ok == (a[0] <= 1) && (!ok || r <= 1),
+                "accepted a value other than 0 or 1, or refused one",
+            ),
             _ => Ok(()),
         }
     }
 
+    /// `[addr, addr + len)` lies in user space, without wrapping.
+    fn in_user(addr: u64, len: u64) -> bool {
+        addr >= USER_START && addr.checked_add(len).is_some_and(|end| end <= USER_END)
+    }
+
     fn check_mmap(a: [u64; 6], r: u64) -> Result<(), String> {
+        let flags_ok = a[3] & (MAP_PRIVATE | MAP_ANONYMOUS) == MAP_PRIVATE | MAP_ANONYMOUS
+            && a[3] & !(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED) == 0;
+        if a[1] == 0 || a[2] & !PROT_MASK != 0 || !flags_ok || !a[0].is_multiple_of(PAGE_SIZE) {
+            return Err(String::from(
+                "accepted an empty length, unknown rights or flags, or an unaligned address",
+            ));
+        }
         let len = round_up_page(a[1]).unwrap_or(u64::MAX);
         if !r.is_multiple_of(PAGE_SIZE)
             || r < USER_START
