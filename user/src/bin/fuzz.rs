@@ -523,8 +523,9 @@ mod syscalls {
             nr::CPU_ID => must(r < w.cpus, "CPU id out of range"),
             nr::CPU_COUNT => must(r == w.cpus, "CPU count changed"),
             nr::FAULT_COUNTERS if ok => must(
-                r == a[1].min(w.cpus) && (r == 0 || in_user(a[0], r * 48)),
-                "copied a wrong count, or outside user space",
+                r == a[1].min(w.cpus)
+                    && (a[1] == 0 || a[1].checked_mul(48).is_some_and(|l| in_user(a[0], l))),
+                "copied a wrong count, or accepted a buffer not all in user space",
             ),
             nr::GET_ARGS if ok => must(r <= a[1], "copied more than asked"),
             nr::SET_FAULT_HANDLER if ok => must(
