@@ -667,6 +667,7 @@ mod vm {
         "fuzz_fault_entry:",
         "    mov [rsp], rdi",
         "    mov [rsp + 8], rsi",
+        "    mov rcx, rsp",
         "    and rsp, -16",
         "    call {main}",
         "    ud2",
@@ -688,10 +689,49 @@ mod vm {
     /// Like `rt::fault`'s handler, for `try_read`/`try_write` only, but it
     /// also records the address and reason the kernel reported (the
     /// runtime's `Fault` carries the address that was asked for).
-    extern "C" fn fault_main(_addr: u64, reason: u64, rip: u64) -> ! {
+    /// Resume addresses `FAULT_RETURN` must refuse (with `EINVAL`, leaving
+    /// the handler running): outside user space, the kernel half and image,
+    /// non-canonical.
+    const BAD_RESUME: [u64; 7] = [
+        0x800,
+        USER_END,
+        0x8000_0000_0000,
+        0x0000_8000_0000_1000,
+        0xffff_8000_0000_0000,
+        0xffff_ffff_8010_0000,
+        u64::MAX,
+    ];
+
+    /// `slot`: the registered stack top, where the entry stored the report;
+    /// `slot[2]` holds the bad resume address being tried (0: none).
+    extern "C" fn fault_main(addr: u64, reason: u64, rip: u64, slot: *mut u64) -> ! {
         let ours = rip == rt_try_read_insn as *const () as u64
             || rip == rt_try_write_insn as *const () as u64;
         let fixups = [rt_fixup_1, rt_fixup_2, rt_fixup_3, rt_fixup_4];
+        // SAFETY: slot[2] is above the handler's stack, in its mapping, and
+        // only this thread's handler touches it.
+        let pending = unsafe { slot.add(2) };
+        // SAFETY: as above.
+        let accepted = unsafe { pending.read_volatile() };
+        if accepted != 0 {
+            // The last FAULT_RETURN went to its bad address, which faulted.
+            rt::fail!(
+                "FAULT_RETURN accepted resume address {accepted:#x} (then fault at {addr:#x})"
+            );
+        }
+        if addr % 16 == 0 {
+            let bad = BAD_RESUME[(addr / 16 % BAD_RESUME.len() as u64) as usize];
+            // SAFETY: as above.
+            unsafe { pending.write_volatile(bad) };
+            // SAFETY: the kernel must refuse; if it does not, the thread runs
+            // at `bad` and its next fault lands here with `pending` set.
+            let e = unsafe { rt::fault_return(bad) };
+            // SAFETY: as above.
+            unsafe { pending.write_volatile(0) };
+            if e != Errno::EINVAL {
+                rt::fail!("FAULT_RETURN({bad:#x}) in a handler: {e}, expected EINVAL");
+            }
+        }
         if ours && (1..=4).contains(&reason) {
             // SAFETY: a fixup of the faulting try_* routine, as rt::fault does.
             unsafe { rt::fault_return(fixups[reason as usize - 1] as *const () as u64) };
