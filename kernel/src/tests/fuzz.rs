@@ -28,8 +28,8 @@ use crate::memory::{frame, heap, paging};
 use crate::{console, ktest, lockdep, println_raw, rcu, sched, time, user};
 
 const MODES: [&str; 4] = ["syscalls", "vm", "flags", "code"];
-/// Children in the short round (`make test`): three of each mode.
-const SHORT_CHILDREN: u64 = 12;
+/// Children in the short round (`make test`): four of each mode.
+const SHORT_CHILDREN: u64 = 16;
 const DEFAULT_SEED: u64 = 0x5eed;
 /// A child not done by then is a hang (a generous bound: TCG at SMP=8 on two
 /// host cores is slow). `fuzz.child_timeout=` seconds overrides it.
