@@ -113,10 +113,15 @@ fn main(args: Args) -> i32 {
     };
     match result {
         Ok(summary) => {
+            println!();
             println!("fuzz: seed={:#x} mode={} done: {summary}", c.seed, c.mode);
             0
         }
-        Err(e) => rt::fail!("seed={:#x} mode={}: {e}", c.seed, c.mode),
+        Err(e) => {
+            // Start a line of its own (WRITE calls print dots without one).
+            println!();
+            rt::fail!("seed={:#x} mode={}: {e}", c.seed, c.mode)
+        }
     }
 }
 
