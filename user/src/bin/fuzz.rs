@@ -724,7 +724,7 @@ mod vm {
                 "FAULT_RETURN accepted resume address {accepted:#x} (then fault at {addr:#x})"
             );
         }
-        if addr % 16 == 0 {
+        if addr.is_multiple_of(16) {
             let bad = BAD_RESUME[(addr / 16 % BAD_RESUME.len() as u64) as usize];
             // SAFETY: as above.
             unsafe { pending.write_volatile(bad) };
