@@ -181,7 +181,7 @@ fn one_child(c: &Config, mode: &str, seed: u64) -> Result<(), String> {
     let code = run_bounded(&child_args(mode, seed), c.child_timeout_ns)?;
     if mode != "code" && code != 0 {
         return Err(format!(
-            "exit code {code}, expected 0 (see the FAIL line above)"
+            "exit code {code}, expected 0 (see the FAIL or killed line above)"
         ));
     }
     frames_settle(before)?;

@@ -101,7 +101,7 @@ fn main(args: Args) -> i32 {
         Err(e) => rt::fail!("{e}"),
     };
     println!(
-        "fuzz: seed={:#x} mode={} threads={} iters={}",
+        "fuzz: seed={} mode={} threads={} iters={}",
         c.seed, c.mode, c.threads, c.iters
     );
     let result = match c.mode {
@@ -114,13 +114,13 @@ fn main(args: Args) -> i32 {
     match result {
         Ok(summary) => {
             println!();
-            println!("fuzz: seed={:#x} mode={} done: {summary}", c.seed, c.mode);
+            println!("fuzz: seed={} mode={} done: {summary}", c.seed, c.mode);
             0
         }
         Err(e) => {
             // Start a line of its own (WRITE calls print dots without one).
             println!();
-            rt::fail!("seed={:#x} mode={}: {e}", c.seed, c.mode)
+            rt::fail!("seed={} mode={}: {e}", c.seed, c.mode)
         }
     }
 }
