@@ -5,6 +5,7 @@
 #   make run [PROG=demo ARGS=..]  boot with SMP=4, run a user program, exit by itself
 #   make ktest SMP=N MEM=M ACCEL=tcg|kvm [KTEST=a,b] [APPEND="k=v"] [TIMEOUT=s]
 #   make test                     host tests, loom models, kernel tests at SMP=1, 4 and 8
+#   make fuzz SEED=S SECONDS=T    the fuzzer for T seconds [MODES=syscalls,vm,flags,code] [CHILDREN=N]
 #   make gdb                      QEMU waiting for GDB, and GDB with the symbols
 #
 # RELEASE=1 boots the release kernel (run, ktest, gdb). QEMU=, QEMU_ARGS= and
@@ -31,10 +32,10 @@ KERNEL     ?= $(TARGET_DIR)/x86_64-target/$(PROFILE)/kernel
 HOST_BIN   := $(TARGET_DIR)/debug
 KBUILD     := cargo kbuild $(if $(RELEASE),--release)
 
-.PHONY: help run ktest test gdb bench bench-linux clippy fmt fmt-check deps
+.PHONY: help run ktest test gdb bench bench-linux clippy fmt fmt-check deps fuzz
 
 help:
-	@sed -n '5,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '5,13p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@scripts/ensure-deps.sh
@@ -56,6 +57,23 @@ test:
 	@scripts/ensure-deps.sh
 	cargo build -p tests --bins
 	$(HOST_BIN)/test-suites
+
+# The fuzzer (docs/fuzzing.md): the kernel test fuzz_short, run for SECONDS
+# (or for CHILDREN children) from SEED; the guest's clock bounds the run and
+# qemu-run's timeout is SECONDS plus a margin for boot and the last child.
+SEED     ?= 1
+SECONDS  ?= 60
+MODES    ?= syscalls,vm,flags,code
+CHILDREN ?=
+FUZZ_LIMIT := $(if $(CHILDREN),fuzz.children=$(CHILDREN),fuzz.seconds=$(SECONDS))
+
+fuzz:
+	@scripts/ensure-deps.sh
+	$(KBUILD)
+	cargo build -p tests --bins
+	KTEST=fuzz_short TIMEOUT=$$(( $(SECONDS) + 300 )) \
+	  APPEND="fuzz.seed=$(SEED) fuzz.modes=$(MODES) $(FUZZ_LIMIT) $(APPEND)" \
+	  $(HOST_BIN)/qemu-run --mode test $(KERNEL)
 
 gdb:
 	@scripts/ensure-deps.sh

@@ -8,7 +8,7 @@
 //! only a bounded time for another CPU's line to finish.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::{cpu, percpu};
 
@@ -104,11 +104,39 @@ pub enum Level {
 
 static MIN_LEVEL: AtomicUsize = AtomicUsize::new(Level::Info as usize);
 
+/// Kernel warnings and errors logged since boot (`warn!`, `error!`), printed
+/// or not. A healthy kernel logs none while it runs user programs, so tests
+/// (the fuzzer above all) compare this before and after. A report about a
+/// user program's own misbehaviour (it is killed, as designed) is not a
+/// kernel problem: it goes through `user_error!`, which is not counted here.
+static KERNEL_WARNINGS: AtomicU64 = AtomicU64::new(0);
+
+/// How many kernel warnings and errors have been logged since boot.
+pub fn kernel_warnings() -> u64 {
+    // Relaxed: a count compared between two points of one test; the lines
+    // themselves are the evidence.
+    KERNEL_WARNINGS.load(Ordering::Relaxed)
+}
+
 pub fn set_level(level: Level) {
     MIN_LEVEL.store(level as usize, Ordering::Relaxed);
 }
 
 pub fn log(level: Level, args: fmt::Arguments) {
+    if level >= Level::Warn {
+        // Relaxed: see `kernel_warnings`.
+        KERNEL_WARNINGS.fetch_add(1, Ordering::Relaxed);
+    }
+    print_line(level, args);
+}
+
+/// A line about a user program that broke the rules (and is ended for it):
+/// printed like an error, but not a kernel warning.
+pub fn log_user(args: fmt::Arguments) {
+    print_line(Level::Error, args);
+}
+
+fn print_line(level: Level, args: fmt::Arguments) {
     if (level as usize) < MIN_LEVEL.load(Ordering::Relaxed) {
         return;
     }
@@ -150,6 +178,12 @@ pub fn raw_line(args: fmt::Arguments) {
 #[macro_export]
 macro_rules! println_raw {
     ($($arg:tt)*) => { $crate::console::raw_line(format_args!($($arg)*)) };
+}
+/// An error caused by a user program, not by the kernel (not counted in
+/// `console::kernel_warnings`).
+#[macro_export]
+macro_rules! user_error {
+    ($($arg:tt)*) => { $crate::console::log_user(format_args!($($arg)*)) };
 }
 #[macro_export]
 macro_rules! debug {

@@ -78,7 +78,7 @@ pub fn user_fault(frame: &mut TrapFrame, addr: u64) {
         FaultOutcome::Done => {}
         FaultOutcome::Retry => unreachable!("handle_user_fault never asks to retry"),
         FaultOutcome::OutOfMemory => {
-            crate::error!(
+            crate::user_error!(
                 "process {} '{}': out of memory at {:#x}, killed",
                 p.id,
                 p.name,
