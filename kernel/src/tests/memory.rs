@@ -11,6 +11,10 @@ use crate::{kassert, kassert_eq, ktest};
 
 ktest!(
     fn frame_alloc_free_roundtrip() {
+        // The test counts every free frame, so frames still on their way
+        // back from earlier tests (an exited task's stack, freed when the CPU
+        // it last ran on next switches; RCU callbacks) must have arrived.
+        settle_free_frames();
         let before = frame::free_count();
         // Take every free frame, chaining them through their first word (the
         // heap may not grow while we hold them all, so no Vec).
@@ -44,6 +48,23 @@ ktest!(
         Ok(())
     }
 );
+
+/// Waits until the free-frame count has not moved for a few ticks (at most
+/// a second): every deferred free of earlier work has landed.
+fn settle_free_frames() {
+    crate::rcu::rcu_barrier();
+    let mut last = frame::free_count();
+    let mut still = 0;
+    for _ in 0..100 {
+        crate::sched::sleep_ns(10_000_000);
+        let now = frame::free_count();
+        still = if now == last { still + 1 } else { 0 };
+        if still == 5 {
+            return;
+        }
+        last = now;
+    }
+}
 
 ktest!(all_cpus fn heap_alloc_stress_all_cpus(cpu) {
     // Many sizes, contents checked, from every CPU at once.
