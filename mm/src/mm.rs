@@ -42,11 +42,10 @@ use crate::vma::{PAGE_SIZE, Prot, Vma, VmaPtr};
 use crate::vma_cache::VmaCache;
 use crate::vma_lock::{vma_mark_attached, vma_mark_detached, vma_start_write};
 
-/// Lowest user address (the first 64 KiB stay unmapped to catch null
-/// pointers, like Linux's `mmap_min_addr`).
-pub const USER_MIN: u64 = 0x1_0000;
-/// End of the user half (PML4 entry 256 starts the kernel's).
-pub const USER_MAX: u64 = 0x0000_8000_0000_0000;
+/// The user address range `[USER_START, USER_END)`: defined once, by the ABI
+/// (`abi::mman` says why: nothing below 64 KiB, a guard page at the top).
+/// Every mapping lies inside it; `MapAt::Any` searches only inside it.
+pub use abi::mman::{USER_END, USER_START};
 
 /// Why an address-space operation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -323,12 +322,12 @@ impl<P: Platform> Mm<P> {
         let g = P::read_lock();
         let all = self.vmas.overlapping(0..u64::MAX, &g);
         assert_eq!(all.len(), self.vmas.len(), "tree length");
-        let mut prev_end = USER_MIN;
+        let mut prev_end = USER_START;
         for (r, v) in &all {
             // SAFETY: the mmap read lock keeps the tree's VMAs attached.
             let vma = unsafe { v.get() };
             assert!(
-                r.start >= prev_end && r.start < r.end && r.end <= USER_MAX,
+                r.start >= prev_end && r.start < r.end && r.end <= USER_END,
                 "VMA ranges {r:?}"
             );
             assert!(
@@ -387,7 +386,7 @@ impl<P: Platform> Mm<P> {
             _ => {
                 let g = P::read_lock();
                 self.vmas
-                    .find_gap(len, USER_MIN..USER_MAX, &g)
+                    .find_gap(len, USER_START..USER_END, &g)
                     .ok_or(MmError::NoMemory)?
             }
         };
@@ -593,7 +592,7 @@ impl<P: Platform> Mm<P> {
     /// Tear down: unmap everything and free the page-table pages.
     fn exit_mmap(&self) {
         let w = self.write_lock();
-        self.unmap_locked(&w, USER_MIN..USER_MAX);
+        self.unmap_locked(&w, USER_START..USER_END);
         debug_assert_eq!(self.rss(), 0);
         debug_assert_eq!(self.page_table_pages(), 0);
     }
@@ -623,7 +622,7 @@ pub fn check_range(addr: u64, len: u64) -> Result<(), MmError> {
         return Err(MmError::Unaligned);
     }
     let end = addr.checked_add(len).ok_or(MmError::Overflow)?;
-    if addr < USER_MIN || end > USER_MAX {
+    if !abi::mman::in_user_range(addr, end) {
         return Err(MmError::OutOfRange);
     }
     Ok(())

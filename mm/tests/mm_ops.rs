@@ -6,7 +6,7 @@ use std::sync::Arc;
 use mm::counters::FaultStats;
 use mm::fault::{Access, FaultOutcome, handle_user_fault};
 use mm::host::Host;
-use mm::mm::{MapAt, Mm, MmError, MmRef, USER_MAX, USER_MIN};
+use mm::mm::{MapAt, Mm, MmError, MmRef, USER_END, USER_START};
 use mm::vma::Prot;
 use mm::vma_cache::VmaCache;
 
@@ -39,7 +39,7 @@ fn map_validates_arguments() {
     );
     assert_eq!(mm.map(MapAt::Fixed(0), P, R), Err(MmError::OutOfRange));
     assert_eq!(
-        mm.map(MapAt::Fixed(USER_MAX - P), 2 * P, R),
+        mm.map(MapAt::Fixed(USER_END - P), 2 * P, R),
         Err(MmError::OutOfRange)
     );
     assert_eq!(mm.map(MapAt::Fixed(A), P, 8), Err(MmError::BadFlags));
@@ -53,17 +53,17 @@ fn map_validates_arguments() {
 #[test]
 fn map_any_hint_and_fixed() {
     let mm = new_mm();
-    assert_eq!(mm.map(MapAt::Any, 2 * P, R | W), Ok(USER_MIN));
+    assert_eq!(mm.map(MapAt::Any, 2 * P, R | W), Ok(USER_START));
     assert_eq!(mm.map(MapAt::Hint(A), P, R), Ok(A));
     // Hint taken: falls back to the lowest gap.
-    assert_eq!(mm.map(MapAt::Hint(A), P, R), Ok(USER_MIN + 2 * P));
+    assert_eq!(mm.map(MapAt::Hint(A), P, R), Ok(USER_START + 2 * P));
     // Fixed over [A - P, A + P) replaces the part of what was there.
     assert_eq!(mm.map(MapAt::Fixed(A - P), 2 * P, X), Ok(A - P));
     assert_eq!(
         layout(&mm),
         vec![
-            (USER_MIN, USER_MIN + 2 * P, 3),
-            (USER_MIN + 2 * P, USER_MIN + 3 * P, 1),
+            (USER_START, USER_START + 2 * P, 3),
+            (USER_START + 2 * P, USER_START + 3 * P, 1),
             (A - P, A + P, 4)
         ]
     );
@@ -230,4 +230,57 @@ fn exit_frees_everything_of_the_mm() {
     assert_eq!(cache.in_use(), 10, "a second user keeps the address space");
     drop(other);
     assert_eq!(cache.in_use(), 0);
+}
+
+/// The user range comes from the ABI: nothing below `USER_START` (64 KiB),
+/// nothing in the guard page at `USER_END`, whichever way a mapping is asked
+/// for.
+#[test]
+fn map_never_uses_page_zero_or_the_guard_page() {
+    let mm = new_mm();
+    assert_eq!(USER_START, 0x1_0000);
+    assert_eq!(USER_END, 0x8000_0000_0000 - P);
+    for fixed in [0, P, USER_START - P, USER_END, USER_END + P] {
+        assert_eq!(
+            mm.map(MapAt::Fixed(fixed), P, R),
+            Err(MmError::OutOfRange),
+            "fixed {fixed:#x}"
+        );
+    }
+    assert_eq!(
+        mm.map(MapAt::Fixed(USER_END - P), 2 * P, R),
+        Err(MmError::OutOfRange)
+    );
+    assert_eq!(mm.unmap(USER_END - P, 2 * P), Err(MmError::OutOfRange));
+    assert_eq!(mm.protect(0, P, R), Err(MmError::OutOfRange));
+    // Hints outside the range are ignored: the mapping goes to the lowest gap.
+    assert_eq!(mm.map(MapAt::Hint(0), P, R), Ok(USER_START));
+    assert_eq!(mm.map(MapAt::Hint(USER_END), P, R), Ok(USER_START + P));
+    // Both end pages can be had explicitly.
+    assert_eq!(mm.map(MapAt::Fixed(USER_END - P), P, R), Ok(USER_END - P));
+    mm.unmap(USER_START, 2 * P).unwrap();
+    assert_eq!(mm.map(MapAt::Fixed(USER_START), P, R), Ok(USER_START));
+    mm.unmap(USER_START, P).unwrap();
+    mm.unmap(USER_END - P, P).unwrap();
+
+    // Fill the whole space with `Any` mappings, halving the length whenever
+    // the current one no longer fits, down to one page.
+    let mut len = 1u64 << 40;
+    loop {
+        match mm.map(MapAt::Any, len, R) {
+            Ok(a) => assert!(
+                a >= USER_START && a + len <= USER_END,
+                "{len:#x} bytes at {a:#x}"
+            ),
+            Err(MmError::NoMemory) if len > P => len /= 2,
+            Err(MmError::NoMemory) => break,
+            Err(e) => panic!("map of {len:#x}: {e:?}"),
+        }
+    }
+    let vmas = layout(&mm);
+    assert_eq!(vmas.first().map(|v| v.0), Some(USER_START));
+    assert_eq!(vmas.last().map(|v| v.1), Some(USER_END));
+    let covered: u64 = vmas.iter().map(|(s, e, _)| e - s).sum();
+    assert_eq!(covered, USER_END - USER_START, "the space is not full");
+    mm.check_invariants();
 }

@@ -7,3 +7,4 @@ mod sched;
 mod selftest;
 mod smp;
 mod user;
+mod user_memory;
