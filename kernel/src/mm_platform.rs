@@ -145,7 +145,10 @@ impl Platform for Kernel {
     }
 
     fn tlb_shootdown(root: u64, cpus: u64, range: Range<u64>) {
-        // One round of IPIs for the whole operation (mm batches per call).
+        // `cpus` comes from `Mm::cpus_to_flush`, read after a full fence that
+        // pairs with the one in `Mm::note_cpu`: a CPU missing from it loads
+        // the table only after the entries changed. One round of IPIs for the
+        // whole operation (mm batches per call).
         let me = percpu::cpu_id();
         smp::call_on_cpus((cpus & smp::online_mask()) | (1 << me), &|| {
             flush_local(root, &range)

@@ -37,7 +37,7 @@ use crate::page_table::{self, PageTable, Unhooked};
 use crate::platform::{LockClass, LockOp, Platform, RwSemaphore, WaitSlot};
 use crate::range_tree::RangeTree;
 use crate::seqcount::MmLockSeq;
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, fence};
 use crate::vma::{PAGE_SIZE, Prot, Vma, VmaPtr};
 use crate::vma_cache::VmaCache;
 use crate::vma_lock::{vma_mark_attached, vma_mark_detached, vma_start_write};
@@ -98,8 +98,10 @@ pub struct Mm<P: Platform> {
     /// References to the structure (Linux's `mm_count`); all users together
     /// hold one.
     count: AtomicUsize,
-    /// CPUs that may cache translations of this address space.
-    cpumask: CoreAtomicU64,
+    /// CPUs that may cache translations of this address space. Bits are
+    /// only ever set. A loom atomic under loom, so the shootdown ordering
+    /// (`note_cpu` against `cpus_to_flush`) is model-checked.
+    cpumask: AtomicU64,
     /// Per-CPU fault counters.
     pub counters: FaultCounters,
     pub(crate) cache: Arc<VmaCache<P>>,
@@ -145,7 +147,7 @@ impl<P: Platform> Mm<P> {
             writer_wait: P::WaitSlot::new(),
             users: AtomicUsize::new(1),
             count: AtomicUsize::new(1),
-            cpumask: CoreAtomicU64::new(0),
+            cpumask: AtomicU64::new(0),
             counters: FaultCounters::new(),
             cache,
             page_table,
@@ -221,20 +223,46 @@ impl<P: Platform> Mm<P> {
         self.page_table.root()
     }
 
-    /// CPUs that may cache translations of this address space.
+    /// CPUs that may cache translations of this address space (a snapshot
+    /// for statistics and tests; a shootdown uses [`Mm::cpus_to_flush`]).
     pub fn cpumask(&self) -> u64 {
-        self.cpumask.load(CoreOrdering::Relaxed)
+        self.cpumask.load(Ordering::Relaxed)
     }
 
-    /// Record that `cpu` may now cache translations (the kernel calls it
-    /// when it switches to this address space; faults call it too).
+    /// Record that `cpu` may now cache translations. The kernel calls it
+    /// when it switches to this address space, *before* loading its page
+    /// table; faults call it too.
+    ///
+    /// This is one side of a store-buffering pattern with
+    /// [`Mm::cpus_to_flush`]: this CPU sets its bit, then (through the MMU)
+    /// reads page-table entries; a CPU changing the table stores entries,
+    /// then reads the mask. Without a full fence on both sides each could
+    /// miss the other's store: the changer sends no IPI to this CPU, and
+    /// this CPU caches the old translation, which then outlives the change
+    /// (and the frame it points to may be reused).
     pub fn note_cpu(&self, cpu: usize) {
         let bit = 1u64 << (cpu % 64);
-        if self.cpumask.load(CoreOrdering::Relaxed) & bit == 0 {
-            // SeqCst: a later shootdown's load of the mask must see this bit
-            // if this CPU could have loaded a translation before it.
-            self.cpumask.fetch_or(bit, CoreOrdering::SeqCst);
+        // Relaxed: when the bit is set already, the fence below was executed
+        // by whoever set it, before this CPU's first table walk, and bits are
+        // never cleared, so the pairing still holds for later walks.
+        if self.cpumask.load(Ordering::Relaxed) & bit == 0 {
+            self.cpumask.fetch_or(bit, Ordering::Relaxed);
+            // SeqCst fence: pairs with the one in `cpus_to_flush`. Either the
+            // changer's mask load sees this bit (and it flushes us), or our
+            // table walks after this point see its new entries.
+            fence(Ordering::SeqCst);
         }
+    }
+
+    /// The CPUs a TLB shootdown must reach after this caller changed
+    /// page-table entries (the other side of the pattern in `note_cpu`).
+    /// Public for the loom litmus test of the pattern.
+    pub fn cpus_to_flush(&self) -> u64 {
+        // SeqCst fence: pairs with the one in `note_cpu`. Our entry stores
+        // are ordered before the mask load, so a CPU whose bit we miss set it
+        // after the fence and will walk the table after our stores.
+        fence(Ordering::SeqCst);
+        self.cpumask.load(Ordering::Relaxed)
     }
 
     /// Switch the per-VMA fault path on or off (off: every fault takes
@@ -490,7 +518,7 @@ impl<P: Platform> Mm<P> {
             .page_table
             .protect(range.clone(), page_table::leaf_flags(prot))
         {
-            P::tlb_shootdown(self.page_table.root(), self.cpumask(), range);
+            P::tlb_shootdown(self.page_table.root(), self.cpus_to_flush(), range);
         }
         Ok(())
     }
@@ -539,7 +567,7 @@ impl<P: Platform> Mm<P> {
         if let Some(span) = out.span.clone() {
             // Only after every CPU has dropped the translations (and cached
             // paging-structure entries) may the frames be reused.
-            P::tlb_shootdown(self.page_table.root(), self.cpumask(), span);
+            P::tlb_shootdown(self.page_table.root(), self.cpus_to_flush(), span);
         }
         self.rss
             .fetch_sub(out.pages.len() as u64, CoreOrdering::Relaxed);

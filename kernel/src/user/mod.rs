@@ -122,8 +122,11 @@ pub fn switch_address_space(next: &Task, cpu_id: usize) {
             // SAFETY: this CPU's TSS, written only by this CPU; the CPU reads
             // rsp0 only on the next trap from ring 3, which runs `next`.
             unsafe { (*pc.tss.get()).rsp[0] = top };
-            // Mark the CPU before loading the table, so a TLB shootdown
-            // that changes entries after this point sends us an IPI.
+            // Mark the CPU before loading the table. `note_cpu` ends with a
+            // SeqCst fence that pairs with the one in `Mm::cpus_to_flush`
+            // (store buffering): either a shootdown that changed entries
+            // sees our bit and sends us an IPI, or our table walks after the
+            // CR3 load below see its new entries.
             // SAFETY: `next` has not begun exiting, so `live > 0` and the
             // address space is alive (the rule on `with_mm`).
             unsafe { &*p.mm_ptr }.note_cpu(cpu_id);
