@@ -76,8 +76,14 @@ impl RwSemaphore for MmapLock {
 /// (success, abort, retry, miss, fallback, segv).
 static FAULTS: [[AtomicU64; 6]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 6] }; MAX_CPUS];
 
+/// Count the current thread's user page fault that `mm` refused as `segv`:
+/// called once per fault, when the kernel gives up on it (delivers it to the
+/// handler or ends the process). Only for page faults: other exceptions are
+/// not faults in these counters.
 pub fn count_segv() {
-    FAULTS[percpu::cpu_id()][5].fetch_add(1, Ordering::Relaxed);
+    let cpu = percpu::cpu_id();
+    // The faulting thread has not begun exiting, as `with_mm` requires.
+    crate::user::current_process().with_mm(|mm| mm.count_bad_fault(cpu));
 }
 
 pub fn fault_counters(cpu: usize) -> abi::fault::FaultCounters {
@@ -178,6 +184,7 @@ impl Platform for Kernel {
             Event::Retry => 2,
             Event::Miss => 3,
             Event::Fallback => 4,
+            Event::Segv => 5,
         };
         FAULTS[cpu % MAX_CPUS][i].fetch_add(1, Ordering::Relaxed);
     }

@@ -265,8 +265,6 @@ impl<P: Platform> Mm<P> {
         self.cpumask.load(Ordering::Relaxed)
     }
 
-    /// Switch the per-VMA fault path on or off (off: every fault takes
-    /// `mmap_lock`; the benchmark compares both in the same run).
     /// Count a fault event here and tell the platform (which may keep
     /// machine-wide counters).
     pub(crate) fn count_event(&self, cpu: usize, event: crate::counters::Event) {
@@ -274,6 +272,15 @@ impl<P: Platform> Mm<P> {
         P::fault_event(cpu, event);
     }
 
+    /// Count a user fault that `fault::handle_user_fault` refused
+    /// (`AccessError`) as `segv`, once, when the caller gives up on it (see
+    /// the rule in `counters.rs`).
+    pub fn count_bad_fault(&self, cpu: usize) {
+        self.count_event(cpu, crate::counters::Event::Segv);
+    }
+
+    /// Switch the per-VMA fault path on or off (off: every fault takes
+    /// `mmap_lock`; the benchmark compares both in the same run).
     pub fn set_per_vma_lock(&self, on: bool) {
         self.per_vma_lock.store(on, CoreOrdering::Relaxed);
     }

@@ -147,11 +147,21 @@ fn faults_install_zeroed_pages_and_check_rights() {
     assert_eq!(mm.rss(), 2);
     assert_eq!(mm.page_table_pages(), 3);
     let s = mm.counters.snapshot();
-    // First fault in the VMA: retry (anon setup needs mmap_lock). The rest:
-    // per-VMA success (rights are checked before the anon setup).
-    assert_eq!(s.retry, 1);
-    assert!(s.success >= 3, "{s:?}");
-    assert_eq!(s.abort, 1, "the fault outside any VMA");
+    // First fault in the VMA: retry (anon setup needs mmap_lock), then
+    // fallback. Two more good faults: per-VMA successes. The three refused
+    // ones are not counted yet: the caller counts them (`count_bad_fault`).
+    assert_eq!(
+        s,
+        FaultStats {
+            success: 2,
+            abort: 1,
+            retry: 1,
+            miss: 0,
+            fallback: 1,
+            segv: 0
+        },
+        "the fault outside any VMA aborts the per-VMA path"
+    );
     // Unmapping everything frees data pages and page-table pages.
     let before = Host::shootdowns();
     mm.unmap(A, 16 * P).unwrap();
@@ -283,4 +293,60 @@ fn map_never_uses_page_zero_or_the_guard_page() {
     let covered: u64 = vmas.iter().map(|(s, e, _)| e - s).sum();
     assert_eq!(covered, USER_END - USER_START, "the space is not full");
     mm.check_invariants();
+}
+
+/// Every fault is counted once, as success, fallback or segv, whichever path
+/// it takes and however it ends (the rule in `counters.rs`).
+#[test]
+fn each_fault_is_counted_once() {
+    use mm::fault::handle_fault_mmap_locked;
+    let mm = new_mm();
+    mm.map(MapAt::Fixed(A), 8 * P, R | W).unwrap();
+    mm.map(MapAt::Fixed(A + 8 * P), P, R).unwrap();
+    let (mut good, mut bad) = (0, 0);
+    let mut fault = |addr, access, per_vma| {
+        mm.set_per_vma_lock(per_vma);
+        match handle_user_fault(&mm, addr, access) {
+            FaultOutcome::Done => good += 1,
+            FaultOutcome::AccessError => {
+                // What the kernel does when it gives up on the fault.
+                mm.count_bad_fault(0);
+                bad += 1;
+            }
+            o => panic!("{o:?}"),
+        }
+    };
+    for per_vma in [true, false] {
+        for i in 0..8 {
+            fault(A + i * P, Access::Write, per_vma); // good, first time
+            fault(A + i * P, Access::Read, per_vma); // good, already mapped
+        }
+        fault(A + 8 * P, Access::Write, per_vma); // read-only VMA
+        fault(A + 8 * P, Access::Exec, per_vma); // no exec
+        fault(A + 9 * P, Access::Read, per_vma); // no VMA
+        fault(USER_START - P, Access::Read, per_vma); // below user space
+    }
+    let s = mm.counters.snapshot();
+    assert_eq!((good, bad), (32, 8));
+    assert_eq!(s.success + s.fallback, good, "{s:?}");
+    assert_eq!(s.segv, bad, "{s:?}");
+    // Kernel-mode faults count themselves, refused ones as segv.
+    assert_eq!(
+        handle_fault_mmap_locked(&mm, A + 9 * P, Access::Read),
+        FaultOutcome::AccessError
+    );
+    assert_eq!(
+        handle_fault_mmap_locked(&mm, A, Access::Write),
+        FaultOutcome::Done
+    );
+    // No memory: the fault ends as segv, counted by `mm` itself.
+    mm.map(MapAt::Fixed(A + 16 * P), P, R | W).unwrap();
+    Host::fail_next_frames(1);
+    assert_eq!(
+        handle_user_fault(&mm, A + 16 * P, Access::Write),
+        FaultOutcome::OutOfMemory
+    );
+    let s2 = mm.counters.snapshot();
+    assert_eq!(s2.faults(), s.faults() + 3, "{s2:?}");
+    assert_eq!(s2.segv, s.segv + 2, "{s2:?}");
 }
