@@ -139,7 +139,9 @@ impl Platform for Kernel {
     }
 
     fn alloc_frame() -> Option<u64> {
-        frame::alloc()
+        // Every frame `mm` asks for is user memory (a process's pages and
+        // page tables): it must not eat into the kernel's reserve.
+        frame::alloc_user()
     }
 
     fn free_frame(pa: u64) {

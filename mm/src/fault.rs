@@ -107,6 +107,9 @@ pub fn handle_fault<P: Platform>(
     // Acquire pairs with the Release install below (by a racing fault).
     let mut cur = pte.load(CoreOrdering::Acquire);
     if cur == 0 {
+        if !mm.may_take_frame() {
+            return FaultOutcome::OutOfMemory;
+        }
         let Some(frame) = P::alloc_frame() else {
             return FaultOutcome::OutOfMemory;
         };

@@ -47,6 +47,13 @@ use crate::vma_lock::{vma_mark_attached, vma_mark_detached, vma_start_write};
 /// Every mapping lies inside it; `MapAt::Any` searches only inside it.
 pub use abi::mman::{USER_END, USER_START};
 
+/// The most VMAs an address space may have (Linux's default
+/// `vm.max_map_count`). Each VMA costs kernel memory, so without a bound one
+/// process could spend the kernel's heap on `PROT_NONE` mappings, which take
+/// no frames of its own. An operation that would go past it fails with
+/// `NoMemory` (a fixed mapping is charged two: it may split a VMA).
+pub const MAX_MAP_COUNT: usize = 65530;
+
 /// Why an address-space operation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MmError {
@@ -112,6 +119,11 @@ pub struct Mm<P: Platform> {
     pub(crate) pt_pages: CoreAtomicU64,
     /// Whether faults may use the per-VMA lock (else always `mmap_lock`).
     per_vma_lock: CoreAtomicBool,
+    /// The most resident data pages (`rss`) the address space may have; a
+    /// fault that would need one more fails with `OutOfMemory`. Relaxed:
+    /// a setting read on its own; concurrent faults may overshoot it by at
+    /// most one page each.
+    frame_limit: CoreAtomicU64,
 }
 
 /// A user handle on an address space. The last one dropped unmaps everything.
@@ -154,6 +166,7 @@ impl<P: Platform> Mm<P> {
             rss: CoreAtomicU64::new(0),
             pt_pages: CoreAtomicU64::new(0),
             per_vma_lock: CoreAtomicBool::new(true),
+            frame_limit: CoreAtomicU64::new(u64::MAX),
         });
         Ok(MmRef(NonNull::from(alloc::boxed::Box::leak(mm))))
     }
@@ -289,6 +302,17 @@ impl<P: Platform> Mm<P> {
         self.per_vma_lock.load(CoreOrdering::Relaxed)
     }
 
+    /// Limit the resident data pages to `frames` (the kernel's
+    /// `user.max_frames=`); `u64::MAX` is no limit.
+    pub fn set_frame_limit(&self, frames: u64) {
+        self.frame_limit.store(frames, CoreOrdering::Relaxed);
+    }
+
+    /// Whether a fault may take one more data page.
+    pub(crate) fn may_take_frame(&self) -> bool {
+        self.rss() < self.frame_limit.load(CoreOrdering::Relaxed)
+    }
+
     /// Resident data pages.
     pub fn rss(&self) -> u64 {
         self.rss.load(CoreOrdering::Relaxed)
@@ -412,6 +436,8 @@ impl<P: Platform> Mm<P> {
             check_range(addr, len)?;
         }
         let w = self.write_lock();
+        // A fixed mapping in the middle of a VMA splits it: two more.
+        self.room_for(if matches!(at, MapAt::Fixed(_)) { 2 } else { 1 })?;
         let start = match at {
             MapAt::Fixed(addr) => {
                 self.unmap_locked(&w, addr..addr + len);
@@ -433,7 +459,17 @@ impl<P: Platform> Mm<P> {
     pub fn unmap(&self, addr: u64, len: u64) -> Result<(), MmError> {
         check_range(addr, len)?;
         let w = self.write_lock();
-        self.unmap_locked(&w, addr..addr + len);
+        let range = addr..addr + len;
+        // Only a hole in the middle of a VMA adds one (as on Linux, munmap
+        // may fail with ENOMEM then).
+        if self
+            .overlapping(range.clone())
+            .iter()
+            .any(|(r, _)| r.start < range.start && r.end > range.end)
+        {
+            self.room_for(1)?;
+        }
+        self.unmap_locked(&w, range);
         Ok(())
     }
 
@@ -514,6 +550,7 @@ impl<P: Platform> Mm<P> {
         }
         drop(g);
         let merged = coalesce(new);
+        self.room_for(merged.len().saturating_sub(remove.len()))?;
         let remove: Vec<(Range<u64>, VmaPtr<P>)> = remove
             .into_iter()
             // SAFETY: we hold this address space's mmap write lock (`w`), so
@@ -526,6 +563,15 @@ impl<P: Platform> Mm<P> {
             .protect(range.clone(), page_table::leaf_flags(prot))
         {
             P::tlb_shootdown(self.page_table.root(), self.cpus_to_flush(), range);
+        }
+        Ok(())
+    }
+
+    /// `NoMemory` unless `more` VMAs fit under [`MAX_MAP_COUNT`]. The
+    /// caller holds the mmap write lock.
+    fn room_for(&self, more: usize) -> Result<(), MmError> {
+        if self.vmas.len() + more > MAX_MAP_COUNT {
+            return Err(MmError::NoMemory);
         }
         Ok(())
     }

@@ -350,3 +350,67 @@ fn each_fault_is_counted_once() {
     assert_eq!(s2.faults(), s.faults() + 3, "{s2:?}");
     assert_eq!(s2.segv, s.segv + 2, "{s2:?}");
 }
+
+/// `set_frame_limit` caps the resident pages: the next fault is out of
+/// memory, and nothing else changes.
+#[test]
+fn frame_limit_ends_faults_with_out_of_memory() {
+    let mm = new_mm();
+    mm.set_frame_limit(3);
+    mm.map(MapAt::Fixed(A), 8 * P, R | W).unwrap();
+    for i in 0..3 {
+        assert_eq!(
+            handle_user_fault(&mm, A + i * P, Access::Write),
+            FaultOutcome::Done
+        );
+    }
+    assert_eq!(
+        handle_user_fault(&mm, A + 3 * P, Access::Write),
+        FaultOutcome::OutOfMemory
+    );
+    // Pages already there still fault in fine (a stale TLB entry).
+    assert_eq!(handle_user_fault(&mm, A, Access::Read), FaultOutcome::Done);
+    assert_eq!(mm.rss(), 3);
+    mm.set_frame_limit(u64::MAX);
+    assert_eq!(
+        handle_user_fault(&mm, A + 3 * P, Access::Write),
+        FaultOutcome::Done
+    );
+}
+
+/// No address space grows past `MAX_MAP_COUNT` VMAs: map, a splitting
+/// munmap and a splitting mprotect fail with `NoMemory` at the limit, and
+/// unmapping whole VMAs still works there.
+#[test]
+fn vma_count_is_bounded() {
+    use mm::mm::MAX_MAP_COUNT;
+    let mm = new_mm();
+    // Alternate rights so neighbours never merge: one VMA per page.
+    let mut n = 0;
+    let err = loop {
+        match mm.map(MapAt::Any, P, if n % 2 == 0 { R } else { 0 }) {
+            Ok(_) => n += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err, MmError::NoMemory);
+    assert_eq!(n, MAX_MAP_COUNT);
+    assert_eq!(mm.vma_count(), MAX_MAP_COUNT);
+    let base = USER_START + 0x1000_0000;
+    assert_eq!(mm.map(MapAt::Fixed(base), P, R), Err(MmError::NoMemory));
+    // Make room for one 3-page VMA, then try to split it.
+    mm.unmap(USER_START, 3 * P).unwrap();
+    mm.map(MapAt::Fixed(base), 3 * P, R).unwrap();
+    assert_eq!(mm.vma_count(), MAX_MAP_COUNT - 2);
+    mm.map(MapAt::Any, P, R).unwrap();
+    assert_eq!(mm.vma_count(), MAX_MAP_COUNT - 1);
+    // A protect in the middle would add two.
+    assert_eq!(mm.protect(base + P, P, W), Err(MmError::NoMemory));
+    mm.map(MapAt::Any, P, R).unwrap();
+    assert_eq!(mm.vma_count(), MAX_MAP_COUNT);
+    // A hole in the middle would add one.
+    assert_eq!(mm.unmap(base + P, P), Err(MmError::NoMemory));
+    assert_eq!(mm.find(base + P), Some((base..base + 3 * P, Prot::READ)));
+    mm.unmap(base, 3 * P).unwrap();
+    assert_eq!(mm.vma_count(), MAX_MAP_COUNT - 1);
+}

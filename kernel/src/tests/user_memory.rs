@@ -2,7 +2,8 @@
 //! counters' one-event-per-fault rule, and running out of memory. The user
 //! programs check their own side; these tests add what only the kernel sees.
 
-use crate::{kassert_eq, ktest, mm_platform, user};
+use crate::memory::{frame, heap, paging};
+use crate::{kassert, kassert_eq, ktest, mm_platform, rcu, user};
 
 fn run(name: &str, args: &str) -> Result<i32, alloc::string::String> {
     user::run(name, args).map_err(|e| alloc::format!("cannot run {name}: {e}"))
@@ -25,6 +26,45 @@ ktest!(
         // bad accesses: the kernel's own count of them must agree.
         let segv = mm_platform::fault_counters_total().segv - before.segv;
         kassert_eq!(segv, 60, "segv counted for the whole process");
+        Ok(())
+    }
+);
+
+/// Free frames plus the frames the kernel's own growing structures (heap,
+/// kernel page tables) took: flat across a process that returned everything.
+fn frames_baseline() -> usize {
+    rcu::rcu_barrier();
+    frame::free_count() + heap::mapped_frames() + paging::kernel_table_frames()
+}
+
+/// The exit code of a process killed for running out of memory.
+const EXIT_OOM: i32 = 137;
+
+ktest!(
+    fn user_oom_ends_only_that_process() {
+        // Twice the machine's memory (well within the one-mapping limit).
+        let mib = frame::total_count() * 4096 * 2 >> 20;
+        let cpus = crate::arch::percpu::online_count().min(4);
+        // Warm the caches a process run fills (VMA cache, heap) first.
+        kassert_eq!(run("hello", "")?, 0, "hello before");
+        let before = frames_baseline();
+        for threads in [1, cpus] {
+            let args = alloc::format!("{mib} {threads}");
+            let code = run("user_oom", &args)?;
+            kassert_eq!(
+                code,
+                EXIT_OOM,
+                "user_oom {} (12: mmap said ENOMEM, 1: never stopped)",
+                args
+            );
+            kassert!(
+                frame::free_count() > frame::reserve_count(),
+                "the kernel's reserve is gone"
+            );
+            kassert_eq!(run("hello", "")?, 0, "hello after user_oom {}", args);
+        }
+        let after = frames_baseline();
+        kassert_eq!(after, before, "frames before and after (free + kernel heap/tables)");
         Ok(())
     }
 );

@@ -150,6 +150,15 @@ fn new_process(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
     if crate::BOOT.get().and_then(|b| b.cmdline.get("pervma")) == Some("off") {
         mm.set_per_vma_lock(false);
     }
+    // `user.max_frames=N`: no process may have more than N resident pages
+    // (a fault past it ends the process as out of memory).
+    if let Some(n) = crate::BOOT
+        .get()
+        .and_then(|b| b.cmdline.get("user.max_frames"))
+        .and_then(|v| v.parse().ok())
+    {
+        mm.set_frame_limit(n);
+    }
     let root = mm.page_table_root();
     // Share the kernel half: PDPTs for every kernel slot exist from boot.
     let kernel = phys_to_virt(paging::kernel_pml4()) as *const u64;
