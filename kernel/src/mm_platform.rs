@@ -13,7 +13,7 @@ use mm::platform::{LockClass, LockOp, Platform, Rcu, RwSemaphore, WaitSlot};
 
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::{cpu, smp};
-use crate::memory::{frame, phys_to_virt};
+use crate::memory::{frame, heap, phys_to_virt};
 use crate::sync::{RcuWait, RwSem};
 use crate::{lockdep, rcu};
 
@@ -146,6 +146,14 @@ impl Platform for Kernel {
 
     fn free_frame(pa: u64) {
         frame::free(pa);
+    }
+
+    fn memory_low() -> bool {
+        // VMAs and tree nodes come from the kernel heap, which may grow into
+        // the frame reserve: refuse new ones once user memory has run out
+        // (with a margin of one heap growth step), so a process cannot spend
+        // the reserve on mappings.
+        !frame::user_can_take(heap::GROW_MIN_FRAMES)
     }
 
     fn frame_ptr(pa: u64) -> *mut u8 {

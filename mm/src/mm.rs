@@ -47,12 +47,14 @@ use crate::vma_lock::{vma_mark_attached, vma_mark_detached, vma_start_write};
 /// Every mapping lies inside it; `MapAt::Any` searches only inside it.
 pub use abi::mman::{USER_END, USER_START};
 
-/// The most VMAs an address space may have (Linux's default
-/// `vm.max_map_count`). Each VMA costs kernel memory, so without a bound one
-/// process could spend the kernel's heap on `PROT_NONE` mappings, which take
-/// no frames of its own. An operation that would go past it fails with
+/// The most VMAs an address space may have (Linux's `vm.max_map_count`,
+/// whose default is 65530; ours is smaller because the kernel's first-fit
+/// heap makes each `mmap` slower as VMAs pile up: about 5 ms each under
+/// QEMU's emulator at 30,000). Each VMA costs kernel memory, so without a
+/// bound one process could spend the kernel's heap on `PROT_NONE` mappings,
+/// which take no frames of its own. An operation that would go past it fails with
 /// `NoMemory` (a fixed mapping is charged two: it may split a VMA).
-pub const MAX_MAP_COUNT: usize = 65530;
+pub const MAX_MAP_COUNT: usize = 8192;
 
 /// Why an address-space operation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -567,10 +569,11 @@ impl<P: Platform> Mm<P> {
         Ok(())
     }
 
-    /// `NoMemory` unless `more` VMAs fit under [`MAX_MAP_COUNT`]. The
+    /// `NoMemory` unless `more` VMAs fit under [`MAX_MAP_COUNT`], and the
+    /// kernel has memory to spare for them (`Platform::memory_low`). The
     /// caller holds the mmap write lock.
     fn room_for(&self, more: usize) -> Result<(), MmError> {
-        if self.vmas.len() + more > MAX_MAP_COUNT {
+        if (more > 0 && P::memory_low()) || self.vmas.len() + more > MAX_MAP_COUNT {
             return Err(MmError::NoMemory);
         }
         Ok(())

@@ -68,3 +68,51 @@ ktest!(
         Ok(())
     }
 );
+
+/// Fill the kernel heap's free space, so the next allocations must grow it
+/// (take frames): returns the blocks, to be dropped afterwards.
+fn fill_heap() -> alloc::vec::Vec<alloc::boxed::Box<[u8; 16384]>> {
+    let start = heap::mapped_frames();
+    let mut blocks = alloc::vec::Vec::with_capacity(4096);
+    while heap::mapped_frames() == start && blocks.len() < blocks.capacity() {
+        blocks.push(alloc::boxed::Box::new([0u8; 16384]));
+    }
+    blocks
+}
+
+ktest!(
+    fn vma_spam_cannot_spend_the_kernel_reserve() {
+        kassert_eq!(run("hello", "")?, 0, "hello before");
+        let before = frames_baseline();
+        // Without pressure, the per-process VMA limit stops it.
+        kassert_eq!(run("mmap_many_vmas", "")?, 2, "exit code without pressure");
+        // Leave the heap no slack and user memory just one heap growth step
+        // above the point where `mm` refuses new VMAs: the program must get
+        // ENOMEM before its VMAs could eat into the frame reserve.
+        let blocks = fill_heap();
+        let mut held = alloc::vec::Vec::new();
+        held.reserve(frame::free_count());
+        while frame::user_can_take(2 * heap::GROW_MIN_FRAMES + 8) {
+            match frame::alloc_user() {
+                Some(pa) => held.push(pa),
+                None => break,
+            }
+        }
+        let code = run("mmap_many_vmas", "");
+        let low = frame::free_count();
+        for pa in held {
+            frame::free(pa);
+        }
+        drop(blocks);
+        kassert_eq!(code?, 0, "exit code under memory pressure");
+        kassert!(
+            low >= frame::reserve_count(),
+            "free frames {} fell below the reserve {}",
+            low,
+            frame::reserve_count()
+        );
+        kassert_eq!(run("hello", "")?, 0, "hello after");
+        kassert_eq!(frames_baseline(), before, "frames before and after");
+        Ok(())
+    }
+);
