@@ -43,7 +43,7 @@ const EXIT_OOM: i32 = 137;
 ktest!(
     fn user_oom_ends_only_that_process() {
         // Twice the machine's memory (well within the one-mapping limit).
-        let mib = frame::total_count() * 4096 * 2 >> 20;
+        let mib = (frame::total_count() * 4096 * 2) >> 20;
         let cpus = crate::arch::percpu::online_count().min(4);
         // Warm the caches a process run fills (VMA cache, heap) first.
         kassert_eq!(run("hello", "")?, 0, "hello before");
@@ -64,7 +64,11 @@ ktest!(
             kassert_eq!(run("hello", "")?, 0, "hello after user_oom {}", args);
         }
         let after = frames_baseline();
-        kassert_eq!(after, before, "frames before and after (free + kernel heap/tables)");
+        kassert_eq!(
+            after,
+            before,
+            "frames before and after (free + kernel heap/tables)"
+        );
         Ok(())
     }
 );
@@ -90,8 +94,8 @@ ktest!(
         // above the point where `mm` refuses new VMAs: the program must get
         // ENOMEM before its VMAs could eat into the frame reserve.
         let blocks = fill_heap();
-        let mut held = alloc::vec::Vec::new();
-        held.reserve(frame::free_count());
+        // Room for every frame first: growing `held` must not take frames.
+        let mut held = alloc::vec::Vec::with_capacity(frame::free_count());
         while frame::user_can_take(2 * heap::GROW_MIN_FRAMES + 8) {
             match frame::alloc_user() {
                 Some(pa) => held.push(pa),
