@@ -73,42 +73,45 @@ ktest!(
     }
 );
 
-/// Fill the kernel heap's free space, so the next allocations must grow it
-/// (take frames): returns the blocks, to be dropped afterwards.
-fn fill_heap() -> alloc::vec::Vec<alloc::boxed::Box<[u8; 16384]>> {
-    let start = heap::mapped_frames();
-    let mut blocks = alloc::vec::Vec::with_capacity(4096);
-    while heap::mapped_frames() == start && blocks.len() < blocks.capacity() {
-        blocks.push(alloc::boxed::Box::new([0u8; 16384]));
-    }
-    blocks
+/// Run `n` copies of `name` at once; their exit codes.
+fn run_together(name: &str, n: usize) -> Result<alloc::vec::Vec<i32>, alloc::string::String> {
+    let procs = (0..n)
+        .map(|_| user::spawn(name, "").map_err(|e| alloc::format!("cannot run {name}: {e}")))
+        .collect::<Result<alloc::vec::Vec<_>, _>>()?;
+    Ok(procs.iter().map(|p| user::reap(p)).collect())
 }
 
 ktest!(
     fn vma_spam_cannot_spend_the_kernel_reserve() {
+        const COPIES: usize = 4;
         kassert_eq!(run("hello", "")?, 0, "hello before");
         let before = frames_baseline();
         // Without pressure, the per-process VMA limit stops it.
         kassert_eq!(run("mmap_many_vmas", "")?, 2, "exit code without pressure");
-        // Leave the heap no slack and user memory just one heap growth step
-        // above the point where `mm` refuses new VMAs: the program must get
-        // ENOMEM before its VMAs could eat into the frame reserve.
-        let blocks = fill_heap();
-        // Room for every frame first: growing `held` must not take frames.
+        // Leave user memory a little above the point where `mm` refuses new
+        // VMAs (room to start the programs and one heap growth step), then
+        // let several programs make VMAs at once: together they would need
+        // far more heap than that. They must get ENOMEM before their VMAs
+        // eat into the frame reserve.
         let mut held = alloc::vec::Vec::with_capacity(frame::free_count());
-        while frame::user_can_take(2 * heap::GROW_MIN_FRAMES + 8) {
+        while frame::user_can_take(heap::GROW_MIN_FRAMES + 512) {
             match frame::alloc_user() {
                 Some(pa) => held.push(pa),
                 None => break,
             }
         }
-        let code = run("mmap_many_vmas", "");
+        let codes = run_together("mmap_many_vmas", COPIES);
+        // The heap never gives frames back: what it took stays taken.
         let low = frame::free_count();
         for pa in held {
             frame::free(pa);
         }
-        drop(blocks);
-        kassert_eq!(code?, 0, "exit code under memory pressure");
+        let codes = codes?;
+        kassert!(
+            codes.iter().all(|c| *c == 0 || *c == 2) && codes.contains(&0),
+            "exit codes under memory pressure: {:?} (0: ENOMEM, 2: VMA limit)",
+            codes
+        );
         kassert!(
             low >= frame::reserve_count(),
             "free frames {} fell below the reserve {}",

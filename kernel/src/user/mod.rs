@@ -250,13 +250,18 @@ pub fn wait(p: &Process) -> i32 {
 /// Run a program to completion; its exit code.
 pub fn run(name: &str, args: &str) -> Result<i32, &'static str> {
     let p = spawn(name, args)?;
-    let code = wait(&p);
+    Ok(reap(&p))
+}
+
+/// Wait for a spawned process to end and reap its threads; its exit code.
+pub fn reap(p: &Process) -> i32 {
+    let code = wait(p);
     // Reap the threads (their kernel stacks go when the last Arc does).
     let threads = core::mem::take(&mut *p.threads.lock());
     for t in &threads {
         sched::join(t);
     }
-    Ok(code)
+    code
 }
 
 /// End the whole process with `code` (EXIT, a fatal fault).
