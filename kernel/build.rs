@@ -148,8 +148,7 @@ fn build_user_programs(root: &std::path::Path) {
 /// modulo the page size, no segment both writable and executable, and the
 /// entry point in an executable segment.
 fn check_user_elf(elf: &[u8]) -> Result<(), String> {
-    const USER_START: u64 = 0x1000;
-    const USER_END: u64 = 0x7fff_ffff_f000;
+    use abi::mman::{USER_END, USER_START};
     let u16_at = |o: usize| {
         elf.get(o..o + 2)
             .map(|b| u16::from_le_bytes(b.try_into().unwrap()))

@@ -183,19 +183,27 @@ impl FaultReason {
 /// `u64` in this order). They count since boot and are never reset, so a
 /// program measures with the difference of two reads ([`FaultCounters::delta`]).
 ///
-/// Every user fault ends in exactly one of `success`, `fallback` and `segv`;
-/// `abort`, `retry` and `miss` count events on the way:
-/// - `success`: handled holding only the VMA read lock (the per-VMA path),
-///   including faults that found the page already mapped (another CPU won, or
-///   a stale TLB entry);
+/// **Every page fault on a user address is counted exactly once, as
+/// `success`, `fallback` or `segv`**, so `total()` is the number of faults;
+/// `abort`, `retry` and `miss` count events on the way (any number per fault,
+/// or none). A refused fault that the kernel looks at again (the mapping
+/// changed under it) is still one fault, counted by how it finally ended.
+/// Other exceptions than page faults are not counted here.
+/// - `success`: the page was mapped (or found mapped: another CPU won, or a
+///   stale TLB entry) holding only the VMA read lock (the per-VMA path);
 /// - `abort`: the per-VMA path gave up (no VMA found, or the VMA read lock not
 ///   taken: a writer holds or waits for it) and fell back;
 /// - `retry`: the per-VMA handler needed something only `mmap_lock` gives and
 ///   fell back;
 /// - `miss`: the VMA was detached under the reader, which restarted the walk;
-/// - `fallback`: handled under `mmap_lock` for read (after an abort or retry,
-///   or for every fault while the per-VMA path is switched off);
-/// - `segv`: a bad fault (see [`FaultReason`]), whichever path found it.
+/// - `fallback`: the page was mapped under `mmap_lock` for read (after an
+///   abort or retry, for every fault while the per-VMA path is switched off,
+///   and for the kernel's own faults on user memory while copying syscall
+///   arguments);
+/// - `segv`: the fault was not resolved, whichever path found out: a bad
+///   fault (see [`FaultReason`]; delivered to the handler or ending the
+///   process), no memory for the page (the process is ended), or a kernel
+///   copy that failed (the syscall returns `EFAULT`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct FaultCounters {
@@ -214,7 +222,7 @@ impl FaultCounters {
         self.success + self.fallback
     }
 
-    /// Every fault counted, good or bad.
+    /// Every fault counted, good or bad (each exactly once).
     pub fn total(&self) -> u64 {
         self.success + self.fallback + self.segv
     }

@@ -12,11 +12,20 @@ use crate::Errno;
 /// The page size: the unit of every mapping.
 pub const PAGE_SIZE: u64 = 4096;
 
-/// The lowest user address. Page 0 is never mapped, so a null pointer faults.
-pub const USER_START: u64 = 0x1000;
-/// One past the highest user address: the top of the lower canonical half,
-/// minus one guard page (as on Linux, so no user mapping ends at the
-/// non-canonical boundary, where `sysret` would be unsafe).
+/// The lowest user address: the first 64 KiB are never mapped (Linux's
+/// default `mmap_min_addr`), so a null pointer faults, and so does a null
+/// pointer plus a field or array offset below 64 KiB. Not just page 0: a
+/// kernel bug that follows a null pointer with an offset must never land in
+/// memory a user program chose.
+///
+/// This crate is the one definition of the user address range: the kernel's
+/// syscall checks, the loader and the `mm` crate all use these two constants.
+pub const USER_START: u64 = 0x1_0000;
+/// One past the highest user address: the top of the lower canonical half
+/// (`0x8000_0000_0000`) minus one guard page that is never mapped (as on
+/// Linux), so no user mapping ends at the non-canonical boundary: code
+/// running off the end of the last page would fault in user mode rather than
+/// leave a non-canonical RIP for `sysret` to fault on in ring 0.
 pub const USER_END: u64 = 0x7fff_ffff_f000;
 
 /// No access: any access faults with [`crate::FaultReason::ProtNone`] (reads)
@@ -226,11 +235,12 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(check_range(0x1000, 1), Ok((0x1000, 0x2000)));
-        assert_eq!(check_range(0x1001, 1), Err(Errno::EINVAL));
-        assert_eq!(check_range(0x1000, 0), Err(Errno::EINVAL));
+        let s = USER_START;
+        assert_eq!(check_range(s, 1), Ok((s, s + 0x1000)));
+        assert_eq!(check_range(s + 1, 1), Err(Errno::EINVAL));
+        assert_eq!(check_range(s, 0), Err(Errno::EINVAL));
         assert_eq!(check_range(0, 4096), Err(Errno::EINVAL));
-        assert_eq!(check_range(0x1000, u64::MAX), Err(Errno::EINVAL));
+        assert_eq!(check_range(s, u64::MAX), Err(Errno::EINVAL));
         assert_eq!(check_range(USER_END, 4096), Err(Errno::EINVAL));
         assert_eq!(
             check_range(USER_END - 4096, 4096),
@@ -238,6 +248,75 @@ mod tests {
         );
         assert_eq!(check_prot(PROT_MASK), Ok(PROT_MASK));
         assert_eq!(check_prot(8), Err(Errno::EINVAL));
+    }
+
+    /// The range is Linux's: nothing below 64 KiB, and the last page below
+    /// the non-canonical hole is a guard page that is never mapped.
+    #[test]
+    fn user_range_is_64k_to_below_the_guard_page() {
+        assert_eq!(USER_START, 0x1_0000);
+        assert_eq!(USER_END, 0x8000_0000_0000 - PAGE_SIZE);
+        // The lowest and the highest page are user space; one page further
+        // either way is not.
+        assert!(in_user_range(USER_START, USER_START + PAGE_SIZE));
+        assert!(!in_user_range(USER_START - PAGE_SIZE, USER_START));
+        assert!(in_user_range(USER_END - PAGE_SIZE, USER_END));
+        assert!(!in_user_range(USER_END, USER_END + PAGE_SIZE));
+        assert!(!in_user_range(USER_END - PAGE_SIZE, USER_END + PAGE_SIZE));
+        assert!(!in_user_range(0, PAGE_SIZE));
+    }
+
+    #[test]
+    fn mmap_at_both_ends() {
+        let fixed = |addr, len| check_mmap(addr, len, RW, PA | MAP_FIXED);
+        // Page zero and everything below 64 KiB: EPERM, as on Linux.
+        for addr in [0, PAGE_SIZE, USER_START - PAGE_SIZE] {
+            assert_eq!(fixed(addr, PAGE_SIZE), Err(Errno::EPERM), "{addr:#x}");
+        }
+        assert_eq!(
+            fixed(USER_START, PAGE_SIZE).map(|r| r.placement),
+            Ok(Placement::Fixed(USER_START))
+        );
+        // The guard page, and anything reaching into it or past the top.
+        assert_eq!(fixed(USER_END, PAGE_SIZE), Err(Errno::ENOMEM));
+        assert_eq!(
+            fixed(USER_END - PAGE_SIZE, 2 * PAGE_SIZE),
+            Err(Errno::ENOMEM)
+        );
+        assert_eq!(fixed(0x8000_0000_0000, PAGE_SIZE), Err(Errno::ENOMEM));
+        assert_eq!(
+            fixed(USER_END - PAGE_SIZE, PAGE_SIZE).map(|r| r.placement),
+            Ok(Placement::Fixed(USER_END - PAGE_SIZE))
+        );
+        // A hint there is dropped, never honoured.
+        let hint = |addr| check_mmap(addr, PAGE_SIZE, RW, PA).map(|r| r.placement);
+        for addr in [
+            PAGE_SIZE,
+            USER_START - PAGE_SIZE,
+            USER_END,
+            0x8000_0000_0000,
+        ] {
+            assert_eq!(
+                hint(addr),
+                Ok(Placement::Anywhere { hint: None }),
+                "{addr:#x}"
+            );
+        }
+        assert_eq!(
+            hint(USER_START),
+            Ok(Placement::Anywhere {
+                hint: Some(USER_START)
+            })
+        );
+        // munmap/mprotect ranges: the same bounds.
+        assert_eq!(
+            check_range(USER_START - PAGE_SIZE, PAGE_SIZE),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(
+            check_range(USER_END - PAGE_SIZE, 2 * PAGE_SIZE),
+            Err(Errno::EINVAL)
+        );
     }
 
     #[test]

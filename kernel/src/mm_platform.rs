@@ -13,7 +13,7 @@ use mm::platform::{LockClass, LockOp, Platform, Rcu, RwSemaphore, WaitSlot};
 
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::{cpu, smp};
-use crate::memory::{frame, phys_to_virt};
+use crate::memory::{frame, heap, phys_to_virt};
 use crate::sync::{RcuWait, RwSem};
 use crate::{lockdep, rcu};
 
@@ -76,8 +76,14 @@ impl RwSemaphore for MmapLock {
 /// (success, abort, retry, miss, fallback, segv).
 static FAULTS: [[AtomicU64; 6]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 6] }; MAX_CPUS];
 
+/// Count the current thread's user page fault that `mm` refused as `segv`:
+/// called once per fault, when the kernel gives up on it (delivers it to the
+/// handler or ends the process). Only for page faults: other exceptions are
+/// not faults in these counters.
 pub fn count_segv() {
-    FAULTS[percpu::cpu_id()][5].fetch_add(1, Ordering::Relaxed);
+    let cpu = percpu::cpu_id();
+    // The faulting thread has not begun exiting, as `with_mm` requires.
+    crate::user::current_process().with_mm(|mm| mm.count_bad_fault(cpu));
 }
 
 pub fn fault_counters(cpu: usize) -> abi::fault::FaultCounters {
@@ -133,11 +139,21 @@ impl Platform for Kernel {
     }
 
     fn alloc_frame() -> Option<u64> {
-        frame::alloc()
+        // Every frame `mm` asks for is user memory (a process's pages and
+        // page tables): it must not eat into the kernel's reserve.
+        frame::alloc_user()
     }
 
     fn free_frame(pa: u64) {
         frame::free(pa);
+    }
+
+    fn memory_low() -> bool {
+        // VMAs and tree nodes come from the kernel heap, which may grow into
+        // the frame reserve: refuse new ones once user memory has run out
+        // (with a margin of one heap growth step), so a process cannot spend
+        // the reserve on mappings.
+        !frame::user_can_take(heap::GROW_MIN_FRAMES)
     }
 
     fn frame_ptr(pa: u64) -> *mut u8 {
@@ -145,7 +161,10 @@ impl Platform for Kernel {
     }
 
     fn tlb_shootdown(root: u64, cpus: u64, range: Range<u64>) {
-        // One round of IPIs for the whole operation (mm batches per call).
+        // `cpus` comes from `Mm::cpus_to_flush`, read after a full fence that
+        // pairs with the one in `Mm::note_cpu`: a CPU missing from it loads
+        // the table only after the entries changed. One round of IPIs for the
+        // whole operation (mm batches per call).
         let me = percpu::cpu_id();
         smp::call_on_cpus((cpus & smp::online_mask()) | (1 << me), &|| {
             flush_local(root, &range)
@@ -175,6 +194,7 @@ impl Platform for Kernel {
             Event::Retry => 2,
             Event::Miss => 3,
             Event::Fallback => 4,
+            Event::Segv => 5,
         };
         FAULTS[cpu % MAX_CPUS][i].fetch_add(1, Ordering::Relaxed);
     }

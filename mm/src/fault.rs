@@ -12,6 +12,9 @@
 //!
 //! Kernel-mode faults on user addresses call [`handle_fault_mmap_locked`]
 //! directly (they may already hold locks the per-VMA path would not respect).
+//!
+//! Each fault counts exactly one terminal event (`success`, `fallback` or
+//! `segv`); `counters.rs` states the rule and who counts what.
 
 use core::sync::atomic::Ordering as CoreOrdering;
 
@@ -104,6 +107,9 @@ pub fn handle_fault<P: Platform>(
     // Acquire pairs with the Release install below (by a racing fault).
     let mut cur = pte.load(CoreOrdering::Acquire);
     if cur == 0 {
+        if !mm.may_take_frame() {
+            return FaultOutcome::OutOfMemory;
+        }
         let Some(frame) = P::alloc_frame() else {
             return FaultOutcome::OutOfMemory;
         };
@@ -141,40 +147,73 @@ pub fn handle_fault<P: Platform>(
     FaultOutcome::Done
 }
 
-/// The fallback: handle under the `mmap_lock` (read).
+/// The terminal event of a fault that ended with `outcome` on the path that
+/// held `held` (the rule in `counters.rs`); `None` for a refused access,
+/// which `handle_user_fault`'s caller counts.
+fn terminal_event(outcome: FaultOutcome, held: Held) -> Option<Event> {
+    match (outcome, held) {
+        (FaultOutcome::Done, Held::VmaLock) => Some(Event::Success),
+        (FaultOutcome::Done, Held::MmapLock) => Some(Event::Fallback),
+        (FaultOutcome::OutOfMemory, _) => Some(Event::Segv),
+        (FaultOutcome::AccessError | FaultOutcome::Retry, _) => None,
+    }
+}
+
+/// Handle under the `mmap_lock` (read); counts the terminal event unless the
+/// access is refused.
+fn fallback<P: Platform>(mm: &Mm<P>, cpu: usize, addr: u64, access: Access) -> FaultOutcome {
+    let outcome = {
+        let guard = mm.read_lock();
+        match mm.find_locked(addr) {
+            Some(v) => {
+                let vma = crate::mm::vma_of(&guard, v);
+                handle_fault(mm, vma, addr, access, Held::MmapLock)
+            }
+            None => FaultOutcome::AccessError,
+        }
+    };
+    if let Some(event) = terminal_event(outcome, Held::MmapLock) {
+        mm.count_event(cpu, event);
+    }
+    outcome
+}
+
+/// A kernel-mode fault at a user address (a user copy): handle under the
+/// `mmap_lock` (read). Counts the fault completely, a refused access as
+/// `segv` too: the kernel does not retry a failed copy.
 pub fn handle_fault_mmap_locked<P: Platform>(
     mm: &Mm<P>,
     addr: u64,
     access: Access,
 ) -> FaultOutcome {
     let cpu = P::cpu_id();
-    mm.count_event(cpu, Event::Fallback);
-    let guard = mm.read_lock();
-    let Some(v) = mm.find_locked(addr) else {
-        return FaultOutcome::AccessError;
-    };
-    let vma = crate::mm::vma_of(&guard, v);
-    handle_fault(mm, vma, addr, access, Held::MmapLock)
+    let outcome = fallback(mm, cpu, addr, access);
+    if outcome == FaultOutcome::AccessError {
+        mm.count_bad_fault(cpu);
+    }
+    outcome
 }
 
 /// The whole user fault path (see the module docs). Never returns `Retry`.
+///
+/// Counts the fault's terminal event, except for `AccessError`: the caller
+/// counts that with [`Mm::count_bad_fault`] when it gives up on the fault
+/// (it may look again and retry first). See `counters.rs`.
 pub fn handle_user_fault<P: Platform>(mm: &Mm<P>, addr: u64, access: Access) -> FaultOutcome {
     let cpu = P::cpu_id();
     mm.note_cpu(cpu);
     if mm.per_vma_lock()
         && let Some(vma) = lock_vma_under_rcu(mm, addr)
     {
-        match handle_fault(mm, &vma, addr, access, Held::VmaLock) {
-            FaultOutcome::Retry => {
-                drop(vma);
-                mm.count_event(cpu, Event::Retry);
+        let outcome = handle_fault(mm, &vma, addr, access, Held::VmaLock);
+        drop(vma);
+        if outcome != FaultOutcome::Retry {
+            if let Some(event) = terminal_event(outcome, Held::VmaLock) {
+                mm.count_event(cpu, event);
             }
-            outcome => {
-                drop(vma);
-                mm.count_event(cpu, Event::Success);
-                return outcome;
-            }
+            return outcome;
         }
+        mm.count_event(cpu, Event::Retry);
     }
-    handle_fault_mmap_locked(mm, addr, access)
+    fallback(mm, cpu, addr, access)
 }

@@ -37,16 +37,24 @@ use crate::page_table::{self, PageTable, Unhooked};
 use crate::platform::{LockClass, LockOp, Platform, RwSemaphore, WaitSlot};
 use crate::range_tree::RangeTree;
 use crate::seqcount::MmLockSeq;
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, fence};
 use crate::vma::{PAGE_SIZE, Prot, Vma, VmaPtr};
 use crate::vma_cache::VmaCache;
 use crate::vma_lock::{vma_mark_attached, vma_mark_detached, vma_start_write};
 
-/// Lowest user address (the first 64 KiB stay unmapped to catch null
-/// pointers, like Linux's `mmap_min_addr`).
-pub const USER_MIN: u64 = 0x1_0000;
-/// End of the user half (PML4 entry 256 starts the kernel's).
-pub const USER_MAX: u64 = 0x0000_8000_0000_0000;
+/// The user address range `[USER_START, USER_END)`: defined once, by the ABI
+/// (`abi::mman` says why: nothing below 64 KiB, a guard page at the top).
+/// Every mapping lies inside it; `MapAt::Any` searches only inside it.
+pub use abi::mman::{USER_END, USER_START};
+
+/// The most VMAs an address space may have (Linux's `vm.max_map_count`,
+/// whose default is 65530; ours is smaller because the kernel's first-fit
+/// heap makes each `mmap` slower as VMAs pile up: about 5 ms each under
+/// QEMU's emulator at 30,000). Each VMA costs kernel memory, so without a
+/// bound one process could spend the kernel's heap on `PROT_NONE` mappings,
+/// which take no frames of its own. An operation that would go past it fails with
+/// `NoMemory` (a fixed mapping is charged two: it may split a VMA).
+pub const MAX_MAP_COUNT: usize = 8192;
 
 /// Why an address-space operation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,8 +107,10 @@ pub struct Mm<P: Platform> {
     /// References to the structure (Linux's `mm_count`); all users together
     /// hold one.
     count: AtomicUsize,
-    /// CPUs that may cache translations of this address space.
-    cpumask: CoreAtomicU64,
+    /// CPUs that may cache translations of this address space. Bits are
+    /// only ever set. A loom atomic under loom, so the shootdown ordering
+    /// (`note_cpu` against `cpus_to_flush`) is model-checked.
+    cpumask: AtomicU64,
     /// Per-CPU fault counters.
     pub counters: FaultCounters,
     pub(crate) cache: Arc<VmaCache<P>>,
@@ -111,6 +121,11 @@ pub struct Mm<P: Platform> {
     pub(crate) pt_pages: CoreAtomicU64,
     /// Whether faults may use the per-VMA lock (else always `mmap_lock`).
     per_vma_lock: CoreAtomicBool,
+    /// The most resident data pages (`rss`) the address space may have; a
+    /// fault that would need one more fails with `OutOfMemory`. Relaxed:
+    /// a setting read on its own; concurrent faults may overshoot it by at
+    /// most one page each.
+    frame_limit: CoreAtomicU64,
 }
 
 /// A user handle on an address space. The last one dropped unmaps everything.
@@ -146,13 +161,14 @@ impl<P: Platform> Mm<P> {
             writer_wait: P::WaitSlot::new(),
             users: AtomicUsize::new(1),
             count: AtomicUsize::new(1),
-            cpumask: CoreAtomicU64::new(0),
+            cpumask: AtomicU64::new(0),
             counters: FaultCounters::new(),
             cache,
             page_table,
             rss: CoreAtomicU64::new(0),
             pt_pages: CoreAtomicU64::new(0),
             per_vma_lock: CoreAtomicBool::new(true),
+            frame_limit: CoreAtomicU64::new(u64::MAX),
         });
         Ok(MmRef(NonNull::from(alloc::boxed::Box::leak(mm))))
     }
@@ -222,24 +238,48 @@ impl<P: Platform> Mm<P> {
         self.page_table.root()
     }
 
-    /// CPUs that may cache translations of this address space.
+    /// CPUs that may cache translations of this address space (a snapshot
+    /// for statistics and tests; a shootdown uses [`Mm::cpus_to_flush`]).
     pub fn cpumask(&self) -> u64 {
-        self.cpumask.load(CoreOrdering::Relaxed)
+        self.cpumask.load(Ordering::Relaxed)
     }
 
-    /// Record that `cpu` may now cache translations (the kernel calls it
-    /// when it switches to this address space; faults call it too).
+    /// Record that `cpu` may now cache translations. The kernel calls it
+    /// when it switches to this address space, *before* loading its page
+    /// table; faults call it too.
+    ///
+    /// This is one side of a store-buffering pattern with
+    /// [`Mm::cpus_to_flush`]: this CPU sets its bit, then (through the MMU)
+    /// reads page-table entries; a CPU changing the table stores entries,
+    /// then reads the mask. Without a full fence on both sides each could
+    /// miss the other's store: the changer sends no IPI to this CPU, and
+    /// this CPU caches the old translation, which then outlives the change
+    /// (and the frame it points to may be reused).
     pub fn note_cpu(&self, cpu: usize) {
         let bit = 1u64 << (cpu % 64);
-        if self.cpumask.load(CoreOrdering::Relaxed) & bit == 0 {
-            // SeqCst: a later shootdown's load of the mask must see this bit
-            // if this CPU could have loaded a translation before it.
-            self.cpumask.fetch_or(bit, CoreOrdering::SeqCst);
+        // Relaxed: when the bit is set already, the fence below was executed
+        // by whoever set it, before this CPU's first table walk, and bits are
+        // never cleared, so the pairing still holds for later walks.
+        if self.cpumask.load(Ordering::Relaxed) & bit == 0 {
+            self.cpumask.fetch_or(bit, Ordering::Relaxed);
+            // SeqCst fence: pairs with the one in `cpus_to_flush`. Either the
+            // changer's mask load sees this bit (and it flushes us), or our
+            // table walks after this point see its new entries.
+            fence(Ordering::SeqCst);
         }
     }
 
-    /// Switch the per-VMA fault path on or off (off: every fault takes
-    /// `mmap_lock`; the benchmark compares both in the same run).
+    /// The CPUs a TLB shootdown must reach after this caller changed
+    /// page-table entries (the other side of the pattern in `note_cpu`).
+    /// Public for the loom litmus test of the pattern.
+    pub fn cpus_to_flush(&self) -> u64 {
+        // SeqCst fence: pairs with the one in `note_cpu`. Our entry stores
+        // are ordered before the mask load, so a CPU whose bit we miss set it
+        // after the fence and will walk the table after our stores.
+        fence(Ordering::SeqCst);
+        self.cpumask.load(Ordering::Relaxed)
+    }
+
     /// Count a fault event here and tell the platform (which may keep
     /// machine-wide counters).
     pub(crate) fn count_event(&self, cpu: usize, event: crate::counters::Event) {
@@ -247,12 +287,32 @@ impl<P: Platform> Mm<P> {
         P::fault_event(cpu, event);
     }
 
+    /// Count a user fault that `fault::handle_user_fault` refused
+    /// (`AccessError`) as `segv`, once, when the caller gives up on it (see
+    /// the rule in `counters.rs`).
+    pub fn count_bad_fault(&self, cpu: usize) {
+        self.count_event(cpu, crate::counters::Event::Segv);
+    }
+
+    /// Switch the per-VMA fault path on or off (off: every fault takes
+    /// `mmap_lock`; the benchmark compares both in the same run).
     pub fn set_per_vma_lock(&self, on: bool) {
         self.per_vma_lock.store(on, CoreOrdering::Relaxed);
     }
 
     pub fn per_vma_lock(&self) -> bool {
         self.per_vma_lock.load(CoreOrdering::Relaxed)
+    }
+
+    /// Limit the resident data pages to `frames` (the kernel's
+    /// `user.max_frames=`); `u64::MAX` is no limit.
+    pub fn set_frame_limit(&self, frames: u64) {
+        self.frame_limit.store(frames, CoreOrdering::Relaxed);
+    }
+
+    /// Whether a fault may take one more data page.
+    pub(crate) fn may_take_frame(&self) -> bool {
+        self.rss() < self.frame_limit.load(CoreOrdering::Relaxed)
     }
 
     /// Resident data pages.
@@ -323,12 +383,12 @@ impl<P: Platform> Mm<P> {
         let g = P::read_lock();
         let all = self.vmas.overlapping(0..u64::MAX, &g);
         assert_eq!(all.len(), self.vmas.len(), "tree length");
-        let mut prev_end = USER_MIN;
+        let mut prev_end = USER_START;
         for (r, v) in &all {
             // SAFETY: the mmap read lock keeps the tree's VMAs attached.
             let vma = unsafe { v.get() };
             assert!(
-                r.start >= prev_end && r.start < r.end && r.end <= USER_MAX,
+                r.start >= prev_end && r.start < r.end && r.end <= USER_END,
                 "VMA ranges {r:?}"
             );
             assert!(
@@ -378,6 +438,8 @@ impl<P: Platform> Mm<P> {
             check_range(addr, len)?;
         }
         let w = self.write_lock();
+        // A fixed mapping in the middle of a VMA splits it: two more.
+        self.room_for(if matches!(at, MapAt::Fixed(_)) { 2 } else { 1 })?;
         let start = match at {
             MapAt::Fixed(addr) => {
                 self.unmap_locked(&w, addr..addr + len);
@@ -387,7 +449,7 @@ impl<P: Platform> Mm<P> {
             _ => {
                 let g = P::read_lock();
                 self.vmas
-                    .find_gap(len, USER_MIN..USER_MAX, &g)
+                    .find_gap(len, USER_START..USER_END, &g)
                     .ok_or(MmError::NoMemory)?
             }
         };
@@ -399,7 +461,17 @@ impl<P: Platform> Mm<P> {
     pub fn unmap(&self, addr: u64, len: u64) -> Result<(), MmError> {
         check_range(addr, len)?;
         let w = self.write_lock();
-        self.unmap_locked(&w, addr..addr + len);
+        let range = addr..addr + len;
+        // Only a hole in the middle of a VMA adds one (as on Linux, munmap
+        // may fail with ENOMEM then).
+        if self
+            .overlapping(range.clone())
+            .iter()
+            .any(|(r, _)| r.start < range.start && r.end > range.end)
+        {
+            self.room_for(1)?;
+        }
+        self.unmap_locked(&w, range);
         Ok(())
     }
 
@@ -480,6 +552,7 @@ impl<P: Platform> Mm<P> {
         }
         drop(g);
         let merged = coalesce(new);
+        self.room_for(merged.len().saturating_sub(remove.len()))?;
         let remove: Vec<(Range<u64>, VmaPtr<P>)> = remove
             .into_iter()
             // SAFETY: we hold this address space's mmap write lock (`w`), so
@@ -491,7 +564,17 @@ impl<P: Platform> Mm<P> {
             .page_table
             .protect(range.clone(), page_table::leaf_flags(prot))
         {
-            P::tlb_shootdown(self.page_table.root(), self.cpumask(), range);
+            P::tlb_shootdown(self.page_table.root(), self.cpus_to_flush(), range);
+        }
+        Ok(())
+    }
+
+    /// `NoMemory` unless `more` VMAs fit under [`MAX_MAP_COUNT`], and the
+    /// kernel has memory to spare for them (`Platform::memory_low`). The
+    /// caller holds the mmap write lock.
+    fn room_for(&self, more: usize) -> Result<(), MmError> {
+        if (more > 0 && P::memory_low()) || self.vmas.len() + more > MAX_MAP_COUNT {
+            return Err(MmError::NoMemory);
         }
         Ok(())
     }
@@ -540,7 +623,7 @@ impl<P: Platform> Mm<P> {
         if let Some(span) = out.span.clone() {
             // Only after every CPU has dropped the translations (and cached
             // paging-structure entries) may the frames be reused.
-            P::tlb_shootdown(self.page_table.root(), self.cpumask(), span);
+            P::tlb_shootdown(self.page_table.root(), self.cpus_to_flush(), span);
         }
         self.rss
             .fetch_sub(out.pages.len() as u64, CoreOrdering::Relaxed);
@@ -593,7 +676,7 @@ impl<P: Platform> Mm<P> {
     /// Tear down: unmap everything and free the page-table pages.
     fn exit_mmap(&self) {
         let w = self.write_lock();
-        self.unmap_locked(&w, USER_MIN..USER_MAX);
+        self.unmap_locked(&w, USER_START..USER_END);
         debug_assert_eq!(self.rss(), 0);
         debug_assert_eq!(self.page_table_pages(), 0);
     }
@@ -623,7 +706,7 @@ pub fn check_range(addr: u64, len: u64) -> Result<(), MmError> {
         return Err(MmError::Unaligned);
     }
     let end = addr.checked_add(len).ok_or(MmError::Overflow)?;
-    if addr < USER_MIN || end > USER_MAX {
+    if !abi::mman::in_user_range(addr, end) {
         return Err(MmError::OutOfRange);
     }
     Ok(())

@@ -149,6 +149,14 @@ pub trait Platform: Rcu + Sized + Send + Sync + 'static {
     /// identity is `key` (its address).
     fn lock_event(class: LockClass, key: usize, op: LockOp);
 
+    /// Whether memory is so low that the kernel should not spend more of it
+    /// on behalf of a process: `map`, `unmap` and `protect` then fail with
+    /// `NoMemory` before they allocate VMAs or tree nodes (the kernel keeps a
+    /// reserve for itself; see its frame allocator). The default: never.
+    fn memory_low() -> bool {
+        false
+    }
+
     /// A fault-path event was counted on `cpu` (see `counters.rs`). The
     /// kernel keeps machine-wide per-CPU counters with it; the default does
     /// nothing.

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use loom::thread;
 use mm::fault::{Access, FaultOutcome, Held, handle_fault};
 use mm::lookup::lock_vma_under_rcu;
@@ -324,4 +324,40 @@ fn loom_lock_seq_wrap() {
 }
 
 #[allow(dead_code)]
+/// TLB shootdown against a CPU joining the address space, the
+/// store-buffering pattern of `Mm::note_cpu` and `Mm::cpus_to_flush`. The
+/// changer clears a page-table entry (Relaxed, as `PageTable::clear` does)
+/// and then reads the mask to decide whom to interrupt; the joining CPU sets
+/// its bit and then walks the table (a Relaxed load stands in for the MMU,
+/// whose real entries loom cannot see). Either the changer sees the bit or
+/// the walker sees the cleared entry: never neither, which would leave a
+/// stale translation that no IPI removes. Without the two SeqCst fences loom
+/// finds the interleaving where both read the old values.
+#[test]
+fn loom_shootdown_reaches_joining_cpu() {
+    const PRESENT: u64 = 1;
+    const JOINER: usize = 1;
+    model(|| {
+        let cache = Arc::new(VmaCache::new());
+        let mm = Arc::new(Mm::<Loom>::new(cache).unwrap());
+        let pte = Arc::new(AtomicU64::new(PRESENT));
+        let joiner = {
+            let (mm, pte) = (mm.clone(), pte.clone());
+            thread::spawn(move || {
+                mm.note_cpu(JOINER);
+                pte.load(Ordering::Relaxed)
+            })
+        };
+        pte.store(0, Ordering::Relaxed);
+        let flush = mm.cpus_to_flush();
+        let walked = joiner.join().unwrap();
+        assert!(
+            flush & (1 << JOINER) != 0 || walked == 0,
+            "the shootdown missed a CPU that still sees the old entry"
+        );
+        drop(mm);
+        finish();
+    });
+}
+
 fn _platform_is_used(_: impl Platform) {}

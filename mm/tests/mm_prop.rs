@@ -8,18 +8,18 @@ use std::sync::Arc;
 
 use mm::fault::{Access, FaultOutcome, access_allowed, handle_user_fault};
 use mm::host::Host;
-use mm::mm::{MapAt, Mm, MmError, USER_MIN};
+use mm::mm::{MapAt, Mm, MmError, USER_START};
 use mm::vma::Prot;
 use mm::vma_cache::VmaCache;
 use proptest::prelude::*;
 
 const P: u64 = 4096;
-/// The model's window: `PAGES` pages from `USER_MIN` (where `MapAt::Any`
+/// The model's window: `PAGES` pages from `USER_START` (where `MapAt::Any`
 /// starts looking, so the model's "lowest gap" is simple).
 const PAGES: u64 = 24;
 
 fn addr(page: u64) -> u64 {
-    USER_MIN + page * P
+    USER_START + page * P
 }
 
 #[derive(Clone, Debug)]

@@ -9,6 +9,15 @@
 //!
 //! `free_count()` is exact at every moment: leak checks in the tests compare
 //! it before and after.
+//!
+//! # The kernel's reserve
+//! Frames for user memory (a process's pages and page tables, its threads'
+//! kernel stacks) come from [`alloc_user`], which fails once only the
+//! *reserve* is left; the kernel's own allocations ([`alloc`]: heap growth,
+//! kernel page tables, kernel stacks) may use the reserve. So a process that
+//! touches more memory than the machine has runs out first and is ended (or
+//! gets `ENOMEM`), while the kernel still has frames to clean up after it
+//! and carry on (Linux's `min_free_kbytes` watermark plays the same role).
 
 use super::bootinfo::{E820_RAM, EarlyMemoryMap};
 use super::{PAGE_SIZE, phys_to_virt};
@@ -25,7 +34,16 @@ struct Allocator {
     freed: u64,
     free: usize,
     total: usize,
+    /// Frames `alloc_user` leaves for the kernel (see the module docs).
+    reserve: usize,
     max_phys: u64,
+}
+
+/// The reserve: 1/16 of memory, at least 2 MiB and at most 64 MiB. Enough
+/// for the heap, the page tables and the stacks the kernel needs while it
+/// ends a process that ran out (and frees the process's frames).
+fn reserve_for(total: usize) -> usize {
+    (total / 16).clamp(512, 16384)
 }
 
 static ALLOC: SpinLock<Allocator> = SpinLock::new(Allocator {
@@ -34,6 +52,7 @@ static ALLOC: SpinLock<Allocator> = SpinLock::new(Allocator {
     freed: NONE,
     free: 0,
     total: 0,
+    reserve: 0,
     max_phys: 0,
 });
 
@@ -66,6 +85,7 @@ pub fn init(map: &EarlyMemoryMap, kernel_end_phys: u64) {
     }
     let n = a.nranges;
     a.ranges[..n].sort_unstable_by_key(|r| r.0);
+    a.reserve = reserve_for(a.total);
 }
 
 /// Highest RAM address + 1 (the direct map must cover it).
@@ -73,8 +93,36 @@ pub fn max_phys() -> u64 {
     ALLOC.lock_irqsave().max_phys
 }
 
+/// A frame for the kernel itself; may use the reserve. `None` only when
+/// memory is exhausted.
 pub fn alloc() -> Option<u64> {
+    take(&mut ALLOC.lock_irqsave())
+}
+
+/// A frame for user memory (on behalf of a process): `None` once only the
+/// reserve is left.
+pub fn alloc_user() -> Option<u64> {
     let mut a = ALLOC.lock_irqsave();
+    if a.free <= a.reserve {
+        return None;
+    }
+    take(&mut a)
+}
+
+/// Whether `n` more frames could be had by `alloc_user` now (a snapshot;
+/// for callers that take several frames through `alloc` on behalf of a
+/// process, such as a user thread's kernel stack).
+pub fn user_can_take(n: usize) -> bool {
+    let a = ALLOC.lock_irqsave();
+    a.free >= a.reserve + n
+}
+
+/// Frames kept back for the kernel.
+pub fn reserve_count() -> usize {
+    ALLOC.lock_irqsave().reserve
+}
+
+fn take(a: &mut Allocator) -> Option<u64> {
     let pa = if a.freed != NONE {
         let pa = a.freed;
         // SAFETY: a freed frame is ours and direct-mapped; its first word holds

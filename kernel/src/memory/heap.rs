@@ -15,6 +15,8 @@ use crate::sync::SpinLock;
 
 const INITIAL_SIZE: u64 = 1 << 20;
 const GROW_MIN: u64 = 1 << 20;
+/// The frames one growth step of the heap takes at least.
+pub const GROW_MIN_FRAMES: usize = (GROW_MIN / PAGE_SIZE) as usize;
 const HEAP_LIMIT: u64 = 64 << 30;
 
 struct KernelHeap {

@@ -40,6 +40,17 @@ impl KernelStack {
         Self::with_size(DEFAULT_STACK_SIZE)
     }
 
+    /// A stack for a user thread: `None` (and so `ENOMEM` for the thread's
+    /// creator) once only the kernel's frame reserve is left, like any
+    /// other memory a process asks for.
+    pub fn new_for_user() -> Option<Self> {
+        let pages = DEFAULT_STACK_SIZE.div_ceil(PAGE_SIZE) as usize;
+        if !frame::user_can_take(pages) {
+            return None;
+        }
+        Self::new()
+    }
+
     pub fn with_size(bytes: u64) -> Option<Self> {
         let pages = bytes.div_ceil(PAGE_SIZE);
         assert!(pages >= 1 && (pages + 1) * PAGE_SIZE <= SLOT_SIZE);

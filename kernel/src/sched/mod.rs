@@ -172,7 +172,10 @@ fn new_task_in(
     entry: Box<dyn FnOnce() + Send>,
     user: Option<Arc<crate::user::Process>>,
 ) -> Option<Arc<Task>> {
-    let stack = KernelStack::new()?;
+    let stack = match user {
+        Some(_) => KernelStack::new_for_user()?,
+        None => KernelStack::new()?,
+    };
     let top = stack.top();
     let mut task = Task::new(
         NEXT_ID.fetch_add(1, Ordering::Relaxed),

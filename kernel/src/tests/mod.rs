@@ -10,4 +10,5 @@ mod selftest;
 mod smp;
 mod user;
 mod user_exceptions;
+mod user_memory;
 mod user_threads;

@@ -142,8 +142,11 @@ pub fn switch_address_space(next: &Task, cpu_id: usize) {
             // SAFETY: this CPU's TSS, written only by this CPU; the CPU reads
             // rsp0 only on the next trap from ring 3, which runs `next`.
             unsafe { (*pc.tss.get()).rsp[0] = top };
-            // Mark the CPU before loading the table, so a TLB shootdown
-            // that changes entries after this point sends us an IPI.
+            // Mark the CPU before loading the table. `note_cpu` ends with a
+            // SeqCst fence that pairs with the one in `Mm::cpus_to_flush`
+            // (store buffering): either a shootdown that changed entries
+            // sees our bit and sends us an IPI, or our table walks after the
+            // CR3 load below see its new entries.
             // SAFETY: `next` has not begun exiting, so `live > 0` and the
             // address space is alive (the rule on `with_mm`).
             unsafe { &*p.mm_ptr }.note_cpu(cpu_id);
@@ -166,6 +169,15 @@ fn new_process(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
     // run time).
     if crate::BOOT.get().and_then(|b| b.cmdline.get("pervma")) == Some("off") {
         mm.set_per_vma_lock(false);
+    }
+    // `user.max_frames=N`: no process may have more than N resident pages
+    // (a fault past it ends the process as out of memory).
+    if let Some(n) = crate::BOOT
+        .get()
+        .and_then(|b| b.cmdline.get("user.max_frames"))
+        .and_then(|v| v.parse().ok())
+    {
+        mm.set_frame_limit(n);
     }
     let root = mm.page_table_root();
     // Share the kernel half: PDPTs for every kernel slot exist from boot.

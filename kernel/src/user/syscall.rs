@@ -135,8 +135,12 @@ fn map_err(e: mm::mm::MmError) -> Errno {
 
 fn mmap(addr: u64, len: u64, prot: u64, flags: u64) -> SysResult {
     let req = mman::check_mmap(addr, len, prot, flags)?;
-    // One mapping larger than all of memory can never be backed.
-    if req.len > crate::memory::frame::total_count() as u64 * 4096 * 16 {
+    // One writable mapping larger than all of memory can never be backed
+    // (Linux's heuristic overcommit charges only writable private mappings
+    // too: read-only and PROT_NONE ones only reserve addresses).
+    if req.prot & mman::PROT_WRITE != 0
+        && req.len > crate::memory::frame::total_count() as u64 * 4096 * 16
+    {
         return Err(Errno::ENOMEM);
     }
     let at = match req.placement {
