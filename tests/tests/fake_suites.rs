@@ -31,6 +31,13 @@ fn scratch(name: &str, with_loom: bool) -> PathBuf {
             "#[test] fn loom_seed_detach_race() {}\n",
         )
         .unwrap();
+        // The benchmark scripts' suite runs the real `python3 -m unittest`.
+        fs::create_dir_all(dir.join("bench")).unwrap();
+        fs::write(
+            dir.join("bench/test_bench.py"),
+            "import unittest\nclass T(unittest.TestCase):\n    def test_one(self):\n        self.assertEqual(1, 1)\n",
+        )
+        .unwrap();
     }
     dir
 }
@@ -75,12 +82,18 @@ fn all_green_sums_every_suite_and_skips_absent_loom_loudly() {
     let dir = scratch("green", false);
     let r = suites(&dir, &[("FAKE_QEMU", "pass")]);
     assert_eq!(r.code, 0, "{}", r.stdout);
-    // 7 host tests + 7 user-runtime tests + 2 kernel tests at SMP=1 + 2 at SMP=4.
-    assert_eq!(last_line(&r), "18 passed, 0 failed");
+    // 7 host tests + 7 user-runtime tests + 2 kernel tests at each of SMP=1, 4, 8.
+    assert_eq!(last_line(&r), "20 passed, 0 failed");
     assert!(r.stdout.contains("SKIPPED suite `loom`"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("SKIPPED suite `bench scripts`"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("SKIPPED suite `seed`"), "{}", r.stdout);
     assert!(r.stdout.contains("ktest SMP=1: 2 passed, 0 failed"));
     assert!(r.stdout.contains("ktest SMP=4: 2 passed, 0 failed"));
+    assert!(r.stdout.contains("ktest SMP=8: 2 passed, 0 failed"));
     let log = fs::read_to_string(dir.join("target/test-logs/ktest-smp4.log")).unwrap();
     assert!(log.contains("ok 2 smp_all_cpus_online"), "{log}");
     assert!(dir.join("target/test-logs/host.log").is_file());
@@ -94,8 +107,8 @@ fn seed_check_counts_a_caught_bug_as_a_pass() {
         &[("FAKE_QEMU", "pass"), ("FAKE_CARGO", "seed-caught")],
     );
     assert_eq!(r.code, 0, "{}", r.stdout);
-    // 7 host + 3 loom + 1 seed + 4 kernel.
-    assert_eq!(last_line(&r), "22 passed, 0 failed");
+    // 7 host + 7 user runtime + 1 bench script + 3 loom + 1 seed + 6 kernel.
+    assert_eq!(last_line(&r), "25 passed, 0 failed");
     assert!(!r.stdout.contains("SKIPPED"), "{}", r.stdout);
 }
 
@@ -107,7 +120,7 @@ fn seed_check_fails_when_the_bug_goes_unseen() {
         &[("FAKE_QEMU", "pass"), ("FAKE_CARGO", "seed-missed")],
     );
     assert_eq!(r.code, 1);
-    assert_eq!(last_line(&r), "21 passed, 1 failed");
+    assert_eq!(last_line(&r), "24 passed, 1 failed");
 }
 
 #[test]
@@ -120,6 +133,6 @@ fn a_failing_kernel_test_fails_make_test() {
         "{}",
         r.stdout
     );
-    // 7 host + 1 passed per kernel run; 1 failed per kernel run.
-    assert_eq!(last_line(&r), "16 passed, 2 failed");
+    // 7 host + 7 user runtime + 1 passed per kernel run; 1 failed per kernel run.
+    assert_eq!(last_line(&r), "17 passed, 3 failed");
 }
