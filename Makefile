@@ -32,7 +32,7 @@ KERNEL     ?= $(TARGET_DIR)/x86_64-target/$(PROFILE)/kernel
 HOST_BIN   := $(TARGET_DIR)/debug
 KBUILD     := cargo kbuild $(if $(RELEASE),--release)
 
-.PHONY: help run ktest test gdb bench bench-linux clippy fmt fmt-check deps fuzz
+.PHONY: help run ktest test gdb bench bench-linux clippy lint fmt fmt-check deps fuzz
 
 help:
 	@sed -n '5,13p' Makefile | sed 's/^# \{0,1\}//'
@@ -109,12 +109,27 @@ bench-linux:
 	    --accel $(ACCEL) --cpu $(or $(CPU),qemu64) --qemu $(or $(QEMU),qemu-system-x86_64) \
 	    $(if $(LINUX_APPEND),--linux-append "$(LINUX_APPEND)")
 
+# Lints, warnings as errors: the host crates (tests included), the kernel
+# for its own target, and the user programs for theirs. The workspaces deny
+# unsafe blocks without a SAFETY comment (Cargo.toml, user/Cargo.toml).
+USER_CLIPPY := cargo clippy --manifest-path user/Cargo.toml --release \
+	--target user/x86_64-user.json -Zjson-target-spec \
+	-Zbuild-std=core,alloc,compiler_builtins -Zbuild-std-features=compiler-builtins-mem \
+	--target-dir $(TARGET_DIR)/user-clippy
+
 clippy:
-	cargo clippy -p mm -p tests --all-targets -- -D warnings
+	@scripts/ensure-deps.sh
+	cargo clippy -p mm -p tests -p abi --all-targets -- -D warnings
 	cargo kclippy -- -D warnings
+	$(USER_CLIPPY) -- -D warnings
+
+# What CI checks besides `make test`: lints and formatting.
+lint: clippy fmt-check
 
 fmt:
 	cargo fmt --all
+	cargo fmt --all --manifest-path user/Cargo.toml
 
 fmt-check:
 	cargo fmt --all -- --check
+	cargo fmt --all --manifest-path user/Cargo.toml -- --check

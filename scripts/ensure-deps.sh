@@ -26,10 +26,18 @@ else
     # Run from the repository root so rustup picks the toolchain of
     # rust-toolchain.toml (installing it if needed).
     cd "$(dirname "$0")/.."
-    if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+    installed=$(rustup component list --installed 2>/dev/null || true)
+    if ! grep -q '^rust-src' <<<"$installed"; then
         echo "ensure-deps: adding the rust-src component (build-std needs it)"
         rustup component add rust-src
     fi
+    # make lint (CI) needs these; rust-toolchain.toml lists them too.
+    for c in clippy rustfmt; do
+        if ! grep -q "^$c" <<<"$installed"; then
+            echo "ensure-deps: adding the $c component (make lint needs it)"
+            rustup component add "$c"
+        fi
+    done
 fi
 
 if ! command -v addr2line >/dev/null 2>&1; then

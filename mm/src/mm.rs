@@ -494,12 +494,15 @@ impl<P: Platform> Mm<P> {
             return Err(MmError::NotMapped);
         }
         let mut remove: Vec<VmaPtr<P>> = old.iter().map(|&(_, v)| v).collect();
-        // SAFETY (all `get`s below): we hold the mmap write lock, so the VMAs
-        // in the tree stay attached and unchanged.
-        let anon = old
-            .iter()
-            .all(|(_, v)| unsafe { v.get() }.anon_ready.load(Ordering::Relaxed));
+        // The `get`s below: we hold the mmap write lock, so the VMAs in the
+        // tree stay attached and unchanged.
+        let anon = old.iter().all(|(_, v)| {
+            // SAFETY: see above.
+            unsafe { v.get() }.anon_ready.load(Ordering::Relaxed)
+        });
+        // SAFETY: see above.
         let first = unsafe { old[0].1.get() };
+        // SAFETY: see above.
         let last = unsafe { old[old.len() - 1].1.get() };
         let mut new: Vec<(Range<u64>, Prot, bool)> = Vec::new();
         if first.start() < range.start {

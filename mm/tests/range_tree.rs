@@ -186,14 +186,19 @@ fn bad_writes_panic_and_leave_the_tree_unchanged() {
     }
     let before = entries(&t);
     let attempts: Vec<Box<dyn Fn()>> = vec![
-        // SAFETY (all): single-threaded test.
+        // SAFETY: single-threaded test: writers are serialized.
         Box::new(|| unsafe { t.insert(0x3000..0x3000, 0) }), // empty
-        Box::new(|| unsafe { t.insert(0x800..0x1800, 0) }),  // overlaps the first
+        // SAFETY: single-threaded test: writers are serialized.
+        Box::new(|| unsafe { t.insert(0x800..0x1800, 0) }), // overlaps the first
+        // SAFETY: single-threaded test: writers are serialized.
         Box::new(|| unsafe { t.insert(0x1000..0x4000, 0) }), // spans the second
+        // SAFETY: single-threaded test: writers are serialized.
         Box::new(|| unsafe { t.insert(0x4fff..0x5000, 0) }), // overlaps the end
         // The first removal succeeds in the draft, the second start is missing.
+        // SAFETY: single-threaded test: writers are serialized.
         Box::new(|| unsafe { t.replace(&[0x2000, 0x3000], &[]) }),
         // The insert overlaps an entry that is not removed.
+        // SAFETY: single-threaded test: writers are serialized.
         Box::new(|| unsafe { t.replace(&[0x2000], &[(0x2000..0x5000, 0)]) }),
     ];
     for (i, attempt) in attempts.iter().enumerate() {
@@ -304,15 +309,18 @@ impl mm::platform::Rcu for CountingRcu {
 fn replaced_nodes_are_retired_once_per_change() {
     let calls = || CALLS.swap(0, std::sync::atomic::Ordering::Relaxed);
     let t: RangeTree<u64, CountingRcu> = RangeTree::new();
-    // SAFETY (all writes): single-threaded test.
+    // SAFETY: single-threaded test: writers are serialized.
     unsafe { t.insert(0x1000..0x2000, 1) };
     assert_eq!(calls(), 0, "the first insert replaces nothing");
+    // SAFETY: single-threaded test: writers are serialized.
     unsafe { t.insert(0x2000..0x3000, 2) };
     assert_eq!(calls(), 1, "the old root leaf is retired");
     // A replace retires its path in one batch, however many steps it takes.
+    // SAFETY: single-threaded test: writers are serialized.
     unsafe { t.replace(&[0x1000, 0x2000], &[(0x1000..0x3000, 3)]) };
     assert_eq!(calls(), 1);
     // A failed remove changes nothing and retires nothing.
+    // SAFETY: single-threaded test: writers are serialized.
     assert_eq!(unsafe { t.remove(0x5000) }, None);
     assert_eq!(calls(), 0);
     t.check_invariants(&(), true);

@@ -47,21 +47,24 @@ static ALLOC: Counting = Counting;
 fn churn<const B: usize>() {
     let t: RangeTree<u64, LazyRcu, B> = RangeTree::new();
     let page = 4096;
-    // SAFETY (all writes): single-threaded, so writers are serialized.
     for i in 0..3000u64 {
+        // SAFETY: single-threaded test: writers are serialized.
         unsafe { t.insert(i * 4 * page..(i * 4 + 2) * page, i) };
     }
     for i in (0..3000u64).step_by(3) {
         // Split entry i in two, then merge the halves back.
         let s = i * 4 * page;
+        // SAFETY: single-threaded test: writers are serialized.
         unsafe {
             t.replace(&[s], &[(s..s + page, 1), (s + page..s + 2 * page, 2)]);
             t.replace(&[s, s + page], &[(s..s + 2 * page, 3)]);
         }
     }
     for i in (0..3000u64).step_by(2) {
+        // SAFETY: single-threaded test: writers are serialized.
         assert!(unsafe { t.remove(i * 4 * page) }.is_some());
     }
+    // SAFETY: single-threaded test: writers are serialized.
     assert_eq!(unsafe { t.remove(1) }, None);
     t.check_invariants(&(), true);
     drop(t);

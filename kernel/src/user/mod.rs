@@ -404,9 +404,10 @@ pub fn thread_exit(code: i64) -> ! {
     // kernel's table wherever it is scheduled, so once every thread has done
     // this (`live` reaches zero) no CPU can be using the process's tables.
     me.left_mm.store(true, Ordering::SeqCst);
-    // SAFETY: the kernel's table maps everything kernel code uses. Interrupts
-    // off so no switch sees a half-done change (the scheduler reloads CR3).
+    // Interrupts off so no switch sees a half-done change (the scheduler
+    // reloads CR3).
     let irq = cpu::irq_save();
+    // SAFETY: the kernel's table maps everything kernel code uses.
     unsafe { cpu::write_cr3(paging::kernel_pml4()) };
     cpu::irq_restore(irq);
     if p.live.fetch_sub(1, Ordering::SeqCst) == 1 {

@@ -163,9 +163,8 @@ pub fn install() -> Result<HandlerGuard, Errno> {
     }
     let top = stack as u64 + HANDLER_STACK;
     // SAFETY: the entry follows the handler contract and the stack is ours.
-    if let Err(e) =
-        unsafe { crate::sys::set_fault_handler(rt_fault_entry as *const () as u64, top) }
-    {
+    let set = unsafe { crate::sys::set_fault_handler(rt_fault_entry as *const () as u64, top) };
+    if let Err(e) = set {
         // SAFETY: nothing uses the fresh mapping.
         let _ = unsafe { crate::sys::munmap(stack, HANDLER_STACK) };
         return Err(e);

@@ -8,6 +8,7 @@
 //! - in a long but finite NANOSLEEP (2^40 ns, about 18 minutes);
 //! - contending for the address-space lock (MMAP/MUNMAP in a loop);
 //! - spinning or yielding in user mode.
+//!
 //! The kernel test checks that the process ends promptly and that every
 //! frame comes back; this program only has to exit 0.
 #![no_std]

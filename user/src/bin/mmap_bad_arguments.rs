@@ -147,8 +147,8 @@ fn main(_args: Args) -> i32 {
         rt::munmap(good, 2 * 4096).expect("munmap good");
     }
     // Unmapping an unmapped range is not an error.
-    // SAFETY: nothing is mapped there.
     check!(
+        // SAFETY: nothing is mapped there.
         unsafe { rt::munmap(FREE as *mut u8, 4096) }.is_ok(),
         "munmap of an unmapped range failed"
     );

@@ -21,7 +21,11 @@ const OWN_VMAS: u64 = 32;
 fn main(_args: Args) -> i32 {
     let mut n: u64 = 0;
     loop {
-        let prot = if n.is_multiple_of(2) { PROT_READ } else { PROT_NONE };
+        let prot = if n.is_multiple_of(2) {
+            PROT_READ
+        } else {
+            PROT_NONE
+        };
         match rt::mmap_anon(0, PAGE_SIZE, prot) {
             Ok(_) => n += 1,
             Err(Errno::ENOMEM) if n + OWN_VMAS >= MAX_MAP_COUNT => {

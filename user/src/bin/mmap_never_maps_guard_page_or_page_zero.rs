@@ -47,19 +47,30 @@ fn fixed_is_refused() {
         ("the page below 64 KiB", USER_START - P, P, Errno::EPERM),
         ("the guard page", USER_END, P, Errno::ENOMEM),
         ("across the top", USER_END - P, 2 * P, Errno::ENOMEM),
-        ("the first non-canonical page", CANONICAL_END, P, Errno::ENOMEM),
+        (
+            "the first non-canonical page",
+            CANONICAL_END,
+            P,
+            Errno::ENOMEM,
+        ),
         ("the kernel half", 0xffff_8000_0000_0000, P, Errno::ENOMEM),
     ];
     for (what, addr, len, want) in cases {
         let r = fixed(addr, len);
-        check!(r == Err(want), "MAP_FIXED at {what} ({addr:#x}): {r:?}, expected {want:?}");
+        check!(
+            r == Err(want),
+            "MAP_FIXED at {what} ({addr:#x}): {r:?}, expected {want:?}"
+        );
     }
 }
 
 fn hints_outside_are_ignored() {
     // The last user page may be asked for by hint, and is given.
     let last = any(USER_END - P, P);
-    check!(last == Ok(USER_END - P), "hint at the last user page: {last:?}");
+    check!(
+        last == Ok(USER_END - P),
+        "hint at the last user page: {last:?}"
+    );
     unmap(USER_END - P, P);
     for (what, hint, len) in [
         ("page zero", 0, P),
@@ -106,11 +117,21 @@ fn main(_args: Args) -> i32 {
     fixed_is_refused();
     hints_outside_are_ignored();
     let (last, n) = fill_address_space();
-    check!(last, "the last user page ({:#x}) was never handed out", USER_END - P);
+    check!(
+        last,
+        "the last user page ({:#x}) was never handed out",
+        USER_END - P
+    );
     // Both end pages are mapped (the whole space is); page zero, the page below 64 KiB
     // and the guard page are still not mapped.
-    check!(try_read(USER_START) == Ok(0), "first user page not readable");
-    check!(try_read(USER_END - 1) == Ok(0), "last user page not readable");
+    check!(
+        try_read(USER_START) == Ok(0),
+        "first user page not readable"
+    );
+    check!(
+        try_read(USER_END - 1) == Ok(0),
+        "last user page not readable"
+    );
     for addr in [0, USER_START - 1, USER_END, CANONICAL_END - 1] {
         match try_read(addr) {
             Err(f) if f.reason == FaultReason::NotMapped => {}

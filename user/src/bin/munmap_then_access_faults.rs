@@ -36,8 +36,8 @@ fn main(_args: Args) -> i32 {
     let len = 4 * PAGE_SIZE;
     let p = rt::mmap_anon(0, len, PROT_READ | PROT_WRITE).expect("mmap") as u64;
     for i in 0..4 {
-        // SAFETY: our mapping.
         check!(
+            // SAFETY: our mapping.
             unsafe { try_write(p + i * PAGE_SIZE, 0x30 + i as u8) }.is_ok(),
             "write {i}"
         );

@@ -275,7 +275,7 @@ fn main(args: Args) -> i32 {
 fn caught(k: &Kind, want: &[Option<FaultReason>]) -> i32 {
     let _guard = rt::fault::install().expect("install the fault handler");
     rt::fault::set_hook(hook);
-    AFTER.store(k.after as u64, Ordering::Relaxed);
+    AFTER.store(k.after as usize as u64, Ordering::Relaxed);
     // SAFETY: the routine follows the C ABI; the hook resumes it.
     unsafe { (k.run)() };
     let (calls, reason, rip) = (
@@ -291,7 +291,7 @@ fn caught(k: &Kind, want: &[Option<FaultReason>]) -> i32 {
         let want: alloc::vec::Vec<_> = want.iter().flatten().collect();
         fail!("'{}': reason {reason}, expected one of {want:?}", k.name);
     };
-    let at = if seen.is_trap() { k.after } else { k.insn } as u64;
+    let at = if seen.is_trap() { k.after } else { k.insn } as usize as u64;
     check!(
         rip == at,
         "'{}': reported rip {rip:#x}, expected {at:#x}",
