@@ -260,6 +260,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         crate::rcu::note_user_return();
         crate::user::check_killed();
     }
+    if frame.from_user() {
+        crate::lockdep::check_user_return();
+    }
 }
 
 fn page_fault(frame: &mut TrapFrame) {

@@ -1,5 +1,6 @@
 //! In-kernel tests (see `ktest.rs`); one file per subsystem.
 mod boot;
+mod lockdep;
 mod locks;
 mod memory;
 mod rcu;

@@ -65,6 +65,7 @@ extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> u64 {
     }
     super::check_killed();
     cpu::disable_interrupts();
+    crate::lockdep::check_user_return();
     // sysret needs a canonical user RIP (else it faults in ring 0).
     u64::from(iret || !is_user_code_addr(frame.rip))
 }
