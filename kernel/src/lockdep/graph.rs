@@ -232,10 +232,6 @@ pub fn class_of(name: &'static str, site: Site) -> Option<ClassId> {
     })
 }
 
-pub fn class(id: ClassId) -> Class {
-    with_graph(|g| g.classes[id as usize].unwrap())
-}
-
 fn edge_key(from: ClassId, to: ClassId) -> u32 {
     u32::from(from) | u32::from(to) << 16
 }

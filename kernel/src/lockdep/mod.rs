@@ -110,6 +110,19 @@ impl LockMap {
     fn class(&self) -> Option<ClassId> {
         None
     }
+
+    #[cfg(debug_assertions)]
+    fn class_name(&self) -> ClassName {
+        ClassName {
+            name: self.name,
+            site: self.site,
+        }
+    }
+
+    #[cfg(not(debug_assertions))]
+    fn class_name(&self) -> ClassName {
+        unreachable!("lockdep is off in release builds")
+    }
 }
 
 /// One entry of a task's held-lock list.
@@ -205,12 +218,12 @@ pub fn acquire(map: &LockMap, lock: usize, site: &'static Location<'static>, rea
         let irq = in_irq();
         check_irq_usage(class, irq, irqs_were_on, site);
         with_held(|h| {
-            check_order(h, class, lock, site);
+            check_order(h, class, map.class_name(), lock, site);
             if h.n < MAX_HELD_LOCKS {
                 h.list[h.n] = Some(HeldLock {
                     lock,
                     class,
-                    name: graph::class(class).display(),
+                    name: map.class_name(),
                     site,
                     read,
                 });
@@ -236,14 +249,19 @@ fn check_irq_usage(class: ClassId, irq: bool, irqs_were_on: bool, site: &'static
 
 /// Linux adds the edge only from the most recently taken lock: edges from
 /// the ones below it already lead here through it.
-fn check_order(h: &HeldLocks, class: ClassId, lock: usize, site: &'static Location) {
+fn check_order(
+    h: &HeldLocks,
+    class: ClassId,
+    name: ClassName,
+    lock: usize,
+    site: &'static Location,
+) {
     let Some(top) = h.top().copied() else { return };
     if graph::edge_known(top.class, class) {
         return;
     }
     if let Err(chain) = graph::add_edge(top.class, top.site, class, site) {
         ORDER_REPORTS.fetch_add(1, Ordering::Relaxed);
-        let name = graph::class(class).display();
         report::order(h, &top, name, lock, site, &chain);
     }
 }
@@ -294,8 +312,9 @@ pub fn check_user_return() {
     });
 }
 
-/// A task about to exit must hold nothing.
-pub fn check_task_exit(task: &Task) {
+/// A task about to exit must hold nothing. `_task` is the running task (the
+/// list checked is the running task's own).
+pub fn check_task_exit(_task: &Task) {
     if !ENABLED {
         return;
     }
@@ -307,7 +326,6 @@ pub fn check_task_exit(task: &Task) {
             }
         });
     });
-    let _ = task;
 }
 
 /// Number of locks the current task holds (tests use it).

@@ -153,13 +153,16 @@ ktest!(
         // Held across a return to user mode: reported once, naming the lock.
         let before = count(&lockdep::USER_RETURN_REPORTS);
         let vma = lock_vma_under_rcu(&mm, addr).ok_or("no VMA read lock")?;
-        kassert_eq!(lockdep::held_count(), base + 1, "the read annotation is recorded");
+        let held = lockdep::held_count();
         lockdep::check_user_return();
-        kassert_eq!(count(&lockdep::USER_RETURN_REPORTS), before + 1, "not reported");
+        let first = count(&lockdep::USER_RETURN_REPORTS);
         lockdep::check_user_return();
-        kassert_eq!(count(&lockdep::USER_RETURN_REPORTS), before + 1, "reported per return");
-        // Released: balanced, and the next leak would be reported again.
+        let second = count(&lockdep::USER_RETURN_REPORTS);
+        // Released (the guard drops on an early return too): balanced.
         drop(vma);
+        kassert_eq!(held, base + 1, "the read annotation is recorded");
+        kassert_eq!(first, before + 1, "not reported");
+        kassert_eq!(second, before + 1, "reported per return");
         kassert_eq!(lockdep::held_count(), base);
         lockdep::check_user_return();
         kassert_eq!(count(&lockdep::USER_RETURN_REPORTS), before + 1, "balanced, yet reported");
@@ -179,16 +182,18 @@ ktest!(
             })
         };
         sched::join(&t);
+        let reports = count(&lockdep::EXIT_REPORTS);
         let v = leaked.load(Ordering::Relaxed);
         kassert!(v != 0, "the task got no read lock");
-        kassert_eq!(count(&lockdep::EXIT_REPORTS), before + 1, "exit holding it not reported");
-        // Put the reference back so the address space can be torn down: this
-        // task adopts the read hold, then releases it as a read unlock does.
+        // Put the reference back first (an early return would leave the
+        // address space's teardown waiting for it forever): this task adopts
+        // the read hold, then releases it as a read unlock does.
         Kernel::lock_event(LockClass::VmaLock, v, LockOp::AcquireRead);
         // SAFETY: the leaked reference keeps the VMA attached and alive.
         mm::vma_lock::vma_refcount_put(unsafe { &*(v as *const Vma<Kernel>) });
         kassert_eq!(lockdep::held_count(), base);
         mm.unmap(addr, 4096).map_err(|_| "unmap failed")?;
+        kassert_eq!(reports, before + 1, "exit holding it not reported");
         Ok(())
     }
 );
