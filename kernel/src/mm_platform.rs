@@ -14,10 +14,10 @@ use mm::platform::{LockClass, LockOp, Platform, Rcu, RwSemaphore, WaitSlot};
 
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::{cpu, smp};
-use crate::memory::{frame, phys_to_virt};
-use crate::sync::{RcuWait, RwSem};
 use crate::lockdep::{self, LockMap};
+use crate::memory::{frame, phys_to_virt};
 use crate::rcu;
+use crate::sync::{RcuWait, RwSem};
 
 /// The platform type every kernel address space is parameterized with.
 pub struct Kernel;

@@ -265,16 +265,17 @@ fn remember_edge(key: u32) {
 
 /// Record `from -> to`, unless it closes a cycle: then return the existing
 /// path `to ->* from` (and remember the pair so it is reported only once).
+/// `None`: no cycle.
 /// `from == to` (a class nested in itself) is returned as an empty chain.
-pub fn add_edge(from: ClassId, from_site: Site, to: ClassId, to_site: Site) -> Result<(), Chain> {
+pub fn add_edge(from: ClassId, from_site: Site, to: ClassId, to_site: Site) -> Option<Chain> {
     with_graph(|g| {
         let key = edge_key(from, to);
         if FULL.load(Ordering::Relaxed) || edge_known(from, to) {
-            return Ok(());
+            return None;
         }
         if g.nedges == MAX_EDGES {
             FULL.store(true, Ordering::Relaxed);
-            return Ok(());
+            return None;
         }
         let cycle = if from == to {
             Some(empty_chain())
@@ -292,7 +293,7 @@ pub fn add_edge(from: ClassId, from_site: Site, to: ClassId, to_site: Site) -> R
             g.last_cycle = Some((new, chain));
             // Not added to the graph: it stays acyclic, so later searches
             // report only new problems.
-            return Err(chain);
+            return Some(chain);
         }
         let e = g.nedges;
         g.nedges += 1;
@@ -305,7 +306,7 @@ pub fn add_edge(from: ClassId, from_site: Site, to: ClassId, to_site: Site) -> R
             next: c.first_edge,
         });
         c.first_edge = e as u32;
-        Ok(())
+        None
     })
 }
 

@@ -22,6 +22,9 @@
 //! holds nothing again). The checker turns itself off only if its static
 //! tables fill up (it says so).
 
+// Release builds compile the checker but never call it (`ENABLED` is false).
+#![cfg_attr(not(debug_assertions), allow(dead_code))]
+
 mod graph;
 mod report;
 
@@ -31,8 +34,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[cfg(debug_assertions)]
 use core::sync::atomic::AtomicU32;
 
-use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::cpu;
+use crate::arch::percpu::{self, MAX_CPUS};
 use crate::sched::{self, Task, preempt};
 
 pub use graph::{Chain, ClassId, ClassName, Link};
@@ -260,7 +263,7 @@ fn check_order(
     if graph::edge_known(top.class, class) {
         return;
     }
-    if let Err(chain) = graph::add_edge(top.class, top.site, class, site) {
+    if let Some(chain) = graph::add_edge(top.class, top.site, class, site) {
         ORDER_REPORTS.fetch_add(1, Ordering::Relaxed);
         report::order(h, &top, name, lock, site, &chain);
     }
@@ -375,7 +378,11 @@ pub fn print_summary() {
         c(&USER_RETURN_REPORTS),
         c(&EXIT_REPORTS),
         c(&SLEEP_IN_ATOMIC_REPORTS),
-        if order_checker_on() { "" } else { " (order checker off: table full)" }
+        if order_checker_on() {
+            ""
+        } else {
+            " (order checker off: table full)"
+        }
     );
 }
 

@@ -46,6 +46,16 @@ impl Default for RwSem {
     }
 }
 
+/// Not `#[track_caller]`: the internal locks of all semaphores are one
+/// lockdep class (this line), as Linux's rwsem `wait_lock`s are.
+const fn new_state() -> SpinLock<State> {
+    SpinLock::new(State {
+        readers: 0,
+        writer: false,
+        queue: VecDeque::new(),
+    })
+}
+
 impl RwSem {
     /// `#[track_caller]`: the caller's line is the semaphore's lockdep class.
     #[track_caller]
@@ -58,11 +68,7 @@ impl RwSem {
     pub const fn named(name: &'static str) -> Self {
         RwSem {
             map: LockMap::new(name),
-            state: SpinLock::new(State {
-                readers: 0,
-                writer: false,
-                queue: VecDeque::new(),
-            }),
+            state: new_state(),
             sleep: WaitQueue::new(),
         }
     }

@@ -108,6 +108,7 @@ impl<T: ?Sized> SpinLock<T> {
     }
 
     /// Its lockdep class (tests).
+    #[cfg(debug_assertions)]
     pub fn lockdep_map(&self) -> &LockMap {
         &self.map
     }

@@ -60,7 +60,11 @@ ktest!(
             let _ga = a.lock();
             let _gb = b.lock();
         }
-        kassert_eq!(count(&lockdep::ORDER_REPORTS), before, "consistent order reported");
+        kassert_eq!(
+            count(&lockdep::ORDER_REPORTS),
+            before,
+            "consistent order reported"
+        );
 
         // B then A, on one CPU (no real deadlock): the inversion is reported
         // with both chains, each naming the lines of this test.
@@ -68,12 +72,26 @@ ktest!(
         let (ga, a2_line) = (a.lock(), line!());
         drop(ga);
         drop(gb);
-        kassert_eq!(count(&lockdep::ORDER_REPORTS), before + 1, "B -> A not reported");
+        kassert_eq!(
+            count(&lockdep::ORDER_REPORTS),
+            before + 1,
+            "B -> A not reported"
+        );
         let (new, chain) = lockdep::last_order_report().ok_or("no report recorded")?;
-        kassert!(link_is(&new, b2_line, a2_line), "new dependency sites: {} {}", new.from_site, new.to_site);
+        kassert!(
+            link_is(&new, b2_line, a2_line),
+            "new dependency sites: {} {}",
+            new.from_site,
+            new.to_site
+        );
         let links: alloc::vec::Vec<_> = chain.links.iter().flatten().collect();
         kassert_eq!(links.len(), 1, "the existing chain is A -> B");
-        kassert!(link_is(links[0], a_line, b_line), "chain sites: {} {}", links[0].from_site, links[0].to_site);
+        kassert!(
+            link_is(links[0], a_line, b_line),
+            "chain sites: {} {}",
+            links[0].from_site,
+            links[0].to_site
+        );
 
         // The same inversion again: reported once only.
         {
@@ -95,18 +113,34 @@ ktest!(
         let (gt, t_line) = (t.lock(), line!());
         drop(gt);
         r.read_unlock();
-        kassert_eq!(count(&lockdep::ORDER_REPORTS), before + 1, "a chain, not a cycle");
+        kassert_eq!(
+            count(&lockdep::ORDER_REPORTS),
+            before + 1,
+            "a chain, not a cycle"
+        );
         let gt = t.lock();
         let (gm, m2_line) = (m.lock(), line!());
         drop(gm);
         drop(gt);
-        kassert_eq!(count(&lockdep::ORDER_REPORTS), before + 2, "T -> M not reported");
+        kassert_eq!(
+            count(&lockdep::ORDER_REPORTS),
+            before + 2,
+            "T -> M not reported"
+        );
         let (new, chain) = lockdep::last_order_report().ok_or("no report recorded")?;
-        kassert!(at(new.to_site, m2_line), "new dependency site {}", new.to_site);
+        kassert!(
+            at(new.to_site, m2_line),
+            "new dependency site {}",
+            new.to_site
+        );
         let links: alloc::vec::Vec<_> = chain.links.iter().flatten().collect();
         kassert_eq!(links.len(), 2, "the existing chain is M -> R -> T");
         kassert!(at(links[0].from_site, m_line) && at(links[0].to_site, r_line));
-        kassert!(at(links[1].to_site, t_line), "chain site {}", links[1].to_site);
+        kassert!(
+            at(links[1].to_site, t_line),
+            "chain site {}",
+            links[1].to_site
+        );
 
         // Read on both sides: Q(read) -> N, then N -> Q(read). With a writer
         // queued on Q between the two readers, each waits for the other, so
@@ -120,7 +154,11 @@ ktest!(
         q.read_lock();
         q.read_unlock();
         drop(gn);
-        kassert_eq!(count(&lockdep::ORDER_REPORTS), before + 3, "read-read inversion not reported");
+        kassert_eq!(
+            count(&lockdep::ORDER_REPORTS),
+            before + 3,
+            "read-read inversion not reported"
+        );
 
         // The checker keeps working after reports: new consistent classes
         // add no report.
@@ -165,7 +203,11 @@ ktest!(
         kassert_eq!(second, before + 1, "reported per return");
         kassert_eq!(lockdep::held_count(), base);
         lockdep::check_user_return();
-        kassert_eq!(count(&lockdep::USER_RETURN_REPORTS), before + 1, "balanced, yet reported");
+        kassert_eq!(
+            count(&lockdep::USER_RETURN_REPORTS),
+            before + 1,
+            "balanced, yet reported"
+        );
 
         // Held at task exit (a kernel task that forgets its read lock).
         let before = count(&lockdep::EXIT_REPORTS);
@@ -229,7 +271,8 @@ ktest!(
                 *safe.lock() += 1;
                 *unsafe_.lock() += 1;
             });
-            let used = |l: &SpinLock<u64>| lockdep::class_usage(l.lockdep_map()).is_some_and(|u| u.0);
+            let used =
+                |l: &SpinLock<u64>| lockdep::class_usage(l.lockdep_map()).is_some_and(|u| u.0);
             if used(&safe) && used(&unsafe_) {
                 break;
             }
@@ -241,16 +284,31 @@ ktest!(
 
         // Elsewhere with interrupts off while held: correct, not reported.
         *safe.lock_irqsave() += 1;
-        kassert_eq!(count(&lockdep::IRQ_UNSAFE_REPORTS), before, "irqsave use reported");
+        kassert_eq!(
+            count(&lockdep::IRQ_UNSAFE_REPORTS),
+            before,
+            "irqsave use reported"
+        );
 
         // With interrupts on: the handler could interrupt the holder.
         kassert!(cpu::interrupts_enabled());
         *unsafe_.lock() += 1;
-        kassert_eq!(count(&lockdep::IRQ_UNSAFE_REPORTS), before + 1, "irq-unsafe use not reported");
-        kassert_eq!(lockdep::class_usage(unsafe_.lockdep_map()), Some((true, true)));
+        kassert_eq!(
+            count(&lockdep::IRQ_UNSAFE_REPORTS),
+            before + 1,
+            "irq-unsafe use not reported"
+        );
+        kassert_eq!(
+            lockdep::class_usage(unsafe_.lockdep_map()),
+            Some((true, true))
+        );
         // Once per class.
         *unsafe_.lock() += 1;
-        kassert_eq!(count(&lockdep::IRQ_UNSAFE_REPORTS), before + 1, "reported twice");
+        kassert_eq!(
+            count(&lockdep::IRQ_UNSAFE_REPORTS),
+            before + 1,
+            "reported twice"
+        );
         Ok(())
     }
 );
