@@ -28,6 +28,7 @@
 mod graph;
 mod report;
 
+use core::cell::UnsafeCell;
 use core::panic::Location;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -198,15 +199,30 @@ fn in_irq() -> bool {
     percpu::this().irq_depth.load(Ordering::Relaxed) != 0
 }
 
-/// The held-lock list of the running task, if we are in task context.
+/// Per CPU: the locks held by interrupt handlers running on it (nested
+/// handlers push on top of the one they interrupted and pop before it
+/// resumes, so one list per CPU is a stack of them).
+struct IrqHeld(UnsafeCell<HeldLocks>);
+
+// SAFETY: each CPU touches only its own entry, with interrupts off.
+unsafe impl Sync for IrqHeld {}
+
+static IRQ_HELD: [IrqHeld; MAX_CPUS] =
+    [const { IrqHeld(UnsafeCell::new(HeldLocks::new())) }; MAX_CPUS];
+
+/// The held-lock list of this context: the running task's, or this CPU's
+/// interrupt-handler list. None before the first task exists.
 /// Call with interrupts off.
 fn with_held<R>(f: impl FnOnce(&mut HeldLocks) -> R) -> Option<R> {
     if in_irq() {
-        return None;
+        // SAFETY: only this CPU touches its entry, with interrupts off, so
+        // there is no concurrent access.
+        return Some(f(unsafe { &mut *IRQ_HELD[percpu::cpu_id()].0.get() }));
     }
     let task = sched::try_current()?;
     // SAFETY: only the task itself touches its list, with interrupts off
-    // (and interrupt handlers never record), so there is no concurrent access.
+    // (interrupt handlers use their CPU's list), so there is no concurrent
+    // access.
     Some(f(unsafe { &mut *task.held.get() }))
 }
 

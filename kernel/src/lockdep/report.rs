@@ -18,18 +18,28 @@ fn header(title: &str) {
     crate::error!("======================================================");
     crate::error!("lockdep: {title}");
     let cpu = percpu::cpu_id();
+    let irq = if super::in_irq() {
+        " (in an interrupt handler)"
+    } else {
+        ""
+    };
     match sched::try_current() {
-        Some(t) => crate::error!("  cpu{cpu}, task {} '{}'", t.id, t.name),
+        Some(t) => crate::error!("  cpu{cpu}, task {} '{}'{irq}", t.id, t.name),
         None => crate::error!("  cpu{cpu}, no task yet (early boot)"),
     }
 }
 
 fn held_list(h: Option<&HeldLocks>) {
     let Some(h) = h else {
-        crate::error!("  (interrupt context: held locks are not tracked)");
+        crate::error!("  (no task yet: held locks are not tracked)");
         return;
     };
-    crate::error!("  locks held by this task: {}", h.n);
+    let whose = if super::in_irq() {
+        "interrupt handlers on this CPU"
+    } else {
+        "this task"
+    };
+    crate::error!("  locks held by {whose}: {}", h.n);
     for (i, l) in h.held().enumerate() {
         print_held(i, l);
     }

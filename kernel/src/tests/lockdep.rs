@@ -160,6 +160,24 @@ ktest!(
             "read-read inversion not reported"
         );
 
+        // Orders taken inside interrupt handlers count too: X -> Y in a
+        // handler, then Y -> X with interrupts off in a task.
+        let x = SpinLock::new(());
+        let y = SpinLock::new(());
+        in_interrupt(&|| {
+            let _gx = x.lock();
+            let _gy = y.lock();
+        });
+        {
+            let _gy = y.lock_irqsave();
+            let _gx = x.lock_irqsave();
+        }
+        kassert_eq!(
+            count(&lockdep::ORDER_REPORTS),
+            before + 4,
+            "an order from an interrupt handler was not seen"
+        );
+
         // The checker keeps working after reports: new consistent classes
         // add no report.
         let c = SpinLock::new(());
@@ -168,7 +186,7 @@ ktest!(
             let _gc = c.lock();
             let _gd = d.lock();
         }
-        kassert_eq!(count(&lockdep::ORDER_REPORTS), before + 3);
+        kassert_eq!(count(&lockdep::ORDER_REPORTS), before + 4);
         kassert!(lockdep::order_checker_on(), "the checker turned itself off");
         Ok(())
     }
