@@ -39,6 +39,8 @@ type Site = &'static Location<'static>;
 pub const USED_IN_IRQ: u8 = 1;
 pub const ENABLED_IRQ: u8 = 2;
 const IRQ_REPORTED: u8 = 4;
+/// An irq-safe -> irq-unsafe order ending at this class was reported.
+const IRQ_ORDER_REPORTED: u8 = 8;
 
 #[derive(Clone, Copy)]
 pub struct Class {
@@ -48,7 +50,9 @@ pub struct Class {
     /// First acquisitions in interrupt context / with interrupts enabled.
     pub irq_site: Option<Site>,
     pub enabled_site: Option<Site>,
+    /// Edges out of this class, and into it (lists through `Edge`).
     first_edge: u32,
+    first_in: u32,
 }
 
 /// `from` was held (taken at `from_site`) when `to` was taken at `to_site`.
@@ -59,6 +63,7 @@ pub struct Edge {
     pub from_site: Site,
     pub to_site: Site,
     next: u32,
+    next_in: u32,
 }
 
 const NO_EDGE: u32 = u32::MAX;
@@ -101,6 +106,30 @@ pub struct Link {
 pub struct Chain {
     pub links: [Option<Link>; MAX_CHAIN],
     pub truncated: bool,
+}
+
+/// An interrupt-safe class ordered before an interrupt-unsafe one: `chain`
+/// goes from `safe` (taken in a handler at `safe_site`) to `unsafe_` (taken
+/// with interrupts on at `unsafe_site`).
+#[derive(Clone, Copy)]
+pub struct IrqOrder {
+    pub safe: ClassName,
+    pub safe_site: Site,
+    pub unsafe_: ClassName,
+    pub unsafe_site: Site,
+    pub chain: Chain,
+}
+
+/// A problem the graph found. Returned by value (lockdep never allocates),
+/// at most once per report, so the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Problem {
+    /// A new edge would close this existing path into a cycle (empty: a
+    /// class nested in itself).
+    Cycle(Chain),
+    /// One class taken in a handler and with interrupts on.
+    IrqUnsafe(IrqConflict),
+    IrqOrder(IrqOrder),
 }
 
 /// What a report about interrupt usage needs.
@@ -226,6 +255,7 @@ pub fn class_of(name: &'static str, site: Site) -> Option<ClassId> {
             irq_site: None,
             enabled_site: None,
             first_edge: NO_EDGE,
+            first_in: NO_EDGE,
         });
         g.class_hash[i] = id;
         Some(id)
@@ -265,9 +295,10 @@ fn remember_edge(key: u32) {
 
 /// Record `from -> to`, unless it closes a cycle: then return the existing
 /// path `to ->* from` (and remember the pair so it is reported only once).
-/// `None`: no cycle.
 /// `from == to` (a class nested in itself) is returned as an empty chain.
-pub fn add_edge(from: ClassId, from_site: Site, to: ClassId, to_site: Site) -> Option<Chain> {
+/// A new edge that puts an interrupt-safe class before an interrupt-unsafe
+/// one is added and returned as `IrqOrder`.
+pub fn add_edge(from: ClassId, from_site: Site, to: ClassId, to_site: Site) -> Option<Problem> {
     with_graph(|g| {
         let key = edge_key(from, to);
         if FULL.load(Ordering::Relaxed) || edge_known(from, to) {
@@ -293,21 +324,15 @@ pub fn add_edge(from: ClassId, from_site: Site, to: ClassId, to_site: Site) -> O
             g.last_cycle = Some((new, chain));
             // Not added to the graph: it stays acyclic, so later searches
             // report only new problems.
-            return Some(chain);
+            return Some(Problem::Cycle(chain));
         }
-        let e = g.nedges;
-        g.nedges += 1;
-        let c = g.classes[from as usize].as_mut().unwrap();
-        g.edges[e] = Some(Edge {
-            from,
-            to,
-            from_site,
-            to_site,
-            next: c.first_edge,
-        });
-        c.first_edge = e as u32;
-        None
+        g.insert_edge(from, from_site, to, to_site);
+        g.irq_order_through(from, to).map(Problem::IrqOrder)
     })
+}
+
+fn has(c: ClassId, bit: u8) -> bool {
+    USAGE[c as usize].load(Ordering::Relaxed) & bit != 0
 }
 
 fn empty_chain() -> Chain {
@@ -318,8 +343,34 @@ fn empty_chain() -> Chain {
 }
 
 impl Graph {
-    /// Breadth-first search for a path `src ->* dst`.
-    fn path(&mut self, src: ClassId, dst: ClassId) -> Option<Chain> {
+    fn insert_edge(&mut self, from: ClassId, from_site: Site, to: ClassId, to_site: Site) {
+        let e = self.nedges;
+        self.nedges += 1;
+        let (out, into) = (
+            self.classes[from as usize].unwrap().first_edge,
+            self.classes[to as usize].unwrap().first_in,
+        );
+        self.edges[e] = Some(Edge {
+            from,
+            to,
+            from_site,
+            to_site,
+            next: out,
+            next_in: into,
+        });
+        self.classes[from as usize].as_mut().unwrap().first_edge = e as u32;
+        self.classes[to as usize].as_mut().unwrap().first_in = e as u32;
+    }
+
+    /// Breadth-first search from `src` along edges (`forward`) or against
+    /// them, for the first class other than `src` that `found` accepts.
+    /// `via[c]` is left as the edge each reached class was reached by.
+    fn search(
+        &mut self,
+        src: ClassId,
+        forward: bool,
+        found: impl Fn(ClassId) -> bool,
+    ) -> Option<ClassId> {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         let (mut head, mut tail) = (0, 0);
@@ -329,28 +380,45 @@ impl Graph {
         while head < tail {
             let c = self.queue[head];
             head += 1;
-            let mut e = self.classes[c as usize].unwrap().first_edge;
+            let class = self.classes[c as usize].unwrap();
+            let mut e = if forward {
+                class.first_edge
+            } else {
+                class.first_in
+            };
             while e != NO_EDGE {
                 let edge = self.edges[e as usize].unwrap();
-                let to = edge.to as usize;
-                if self.seen[to] != generation {
-                    self.seen[to] = generation;
-                    self.via[to] = e;
-                    if edge.to == dst {
-                        return Some(self.chain_to(src, dst));
+                let (next, other) = if forward {
+                    (edge.next, edge.to)
+                } else {
+                    (edge.next_in, edge.from)
+                };
+                if self.seen[other as usize] != generation {
+                    self.seen[other as usize] = generation;
+                    self.via[other as usize] = e;
+                    if found(other) {
+                        return Some(other);
                     }
-                    self.queue[tail] = edge.to;
+                    self.queue[tail] = other;
                     tail += 1;
                 }
-                e = edge.next;
+                e = next;
             }
         }
         None
     }
 
-    /// The path found by `path`, from `src` to `dst`, as printable links.
-    fn chain_to(&mut self, src: ClassId, dst: ClassId) -> Chain {
-        // Walk back from dst, then reverse.
+    /// A path `src ->* dst`.
+    fn path(&mut self, src: ClassId, dst: ClassId) -> Option<Chain> {
+        self.search(src, true, |c| c == dst)?;
+        let mut chain = empty_chain();
+        self.append_forward(&mut chain, src, dst);
+        Some(chain)
+    }
+
+    /// Append the path a forward search from `src` found to `dst`.
+    fn append_forward(&mut self, chain: &mut Chain, src: ClassId, dst: ClassId) {
+        // The `via` edges lead back from dst: collect, then reverse.
         let mut n = 0;
         let mut c = dst;
         while c != src {
@@ -359,25 +427,97 @@ impl Graph {
             n += 1;
             c = self.edges[e as usize].unwrap().from;
         }
-        let mut chain = empty_chain();
-        chain.truncated = n > MAX_CHAIN;
-        for (slot, &e) in chain.links.iter_mut().zip(self.back[..n].iter().rev()) {
-            let edge = self.edges[e as usize].unwrap();
-            *slot = Some(Link {
-                from: self.classes[edge.from as usize].unwrap().display(),
-                from_site: edge.from_site,
-                to: self.classes[edge.to as usize].unwrap().display(),
-                to_site: edge.to_site,
-            });
+        for i in (0..n).rev() {
+            self.append(chain, self.back[i]);
         }
-        chain
+    }
+
+    /// Append the path a backward search from `src` found from `dst`
+    /// (`dst ->* src`): the `via` edges already lead forward.
+    fn append_backward(&self, chain: &mut Chain, src: ClassId, dst: ClassId) {
+        let mut c = dst;
+        while c != src {
+            let e = self.via[c as usize];
+            self.append(chain, e);
+            c = self.edges[e as usize].unwrap().to;
+        }
+    }
+
+    fn append(&self, chain: &mut Chain, e: u32) {
+        let edge = self.edges[e as usize].unwrap();
+        let link = Link {
+            from: self.classes[edge.from as usize].unwrap().display(),
+            from_site: edge.from_site,
+            to: self.classes[edge.to as usize].unwrap().display(),
+            to_site: edge.to_site,
+        };
+        match chain.links.iter_mut().find(|l| l.is_none()) {
+            Some(slot) => *slot = Some(link),
+            None => chain.truncated = true,
+        }
+    }
+
+    /// After adding `from -> to`: an interrupt-safe class at or before
+    /// `from`, and an interrupt-unsafe one at or after `to`?
+    fn irq_order_through(&mut self, from: ClassId, to: ClassId) -> Option<IrqOrder> {
+        let safe = if has(from, USED_IN_IRQ) {
+            from
+        } else {
+            self.search(from, false, |c| has(c, USED_IN_IRQ))?
+        };
+        let mut chain = empty_chain();
+        self.append_backward(&mut chain, from, safe);
+        let e = self.classes[from as usize].unwrap().first_edge; // the new edge
+        self.append(&mut chain, e);
+        let unsafe_ = if has(to, ENABLED_IRQ) {
+            to
+        } else {
+            self.search(to, true, |c| has(c, ENABLED_IRQ))?
+        };
+        self.append_forward(&mut chain, to, unsafe_);
+        self.irq_order(safe, unsafe_, chain)
+    }
+
+    /// `safe` just became interrupt-safe (`forward`: look for an unsafe
+    /// class after it) or interrupt-unsafe (look for a safe one before it).
+    fn irq_order_from(&mut self, c: ClassId, forward: bool) -> Option<IrqOrder> {
+        let mut chain = empty_chain();
+        if forward {
+            let u = self.search(c, true, |x| has(x, ENABLED_IRQ))?;
+            self.append_forward(&mut chain, c, u);
+            self.irq_order(c, u, chain)
+        } else {
+            let s = self.search(c, false, |x| has(x, USED_IN_IRQ))?;
+            self.append_backward(&mut chain, c, s);
+            self.irq_order(s, c, chain)
+        }
+    }
+
+    /// The report for `safe ->* unsafe_`, once per unsafe class.
+    fn irq_order(&self, safe: ClassId, unsafe_: ClassId, chain: Chain) -> Option<IrqOrder> {
+        if safe == unsafe_ || has(unsafe_, IRQ_ORDER_REPORTED) {
+            return None; // one class with both usages: the direct report
+        }
+        USAGE[unsafe_ as usize].fetch_or(IRQ_ORDER_REPORTED, Ordering::Relaxed);
+        let (s, u) = (
+            self.classes[safe as usize].unwrap(),
+            self.classes[unsafe_ as usize].unwrap(),
+        );
+        Some(IrqOrder {
+            safe: s.display(),
+            safe_site: s.irq_site?,
+            unsafe_: u.display(),
+            unsafe_site: u.enabled_site?,
+            chain,
+        })
     }
 }
 
 /// Note that `id` was taken in interrupt context (`USED_IN_IRQ`) or with
-/// interrupts enabled (`ENABLED_IRQ`). Returns the conflict the first time a
-/// class has both.
-pub fn mark_usage(id: ClassId, bit: u8, site: Site) -> Option<IrqConflict> {
+/// interrupts enabled (`ENABLED_IRQ`). Returns the problem the first time a
+/// class has both, or is ordered before (safe) or after (unsafe) a class
+/// with the other usage.
+pub fn mark_usage(id: ClassId, bit: u8, site: Site) -> Option<Problem> {
     if USAGE[id as usize].load(Ordering::Relaxed) & bit != 0 {
         return None;
     }
@@ -388,19 +528,24 @@ pub fn mark_usage(id: ClassId, bit: u8, site: Site) -> Option<IrqConflict> {
         } else {
             c.enabled_site.get_or_insert(site);
         }
+        let c = *c;
         // Relaxed: written under the graph lock; the lock-free read above
         // only skips work already done.
         let old = USAGE[id as usize].fetch_or(bit, Ordering::Relaxed);
         let both = (old | bit) & (USED_IN_IRQ | ENABLED_IRQ) == USED_IN_IRQ | ENABLED_IRQ;
-        if !both || old & IRQ_REPORTED != 0 {
+        if both && old & IRQ_REPORTED == 0 {
+            USAGE[id as usize].fetch_or(IRQ_REPORTED, Ordering::Relaxed);
+            return Some(Problem::IrqUnsafe(IrqConflict {
+                class: c.display(),
+                irq_site: c.irq_site.unwrap(),
+                enabled_site: c.enabled_site.unwrap(),
+            }));
+        }
+        if FULL.load(Ordering::Relaxed) {
             return None;
         }
-        USAGE[id as usize].fetch_or(IRQ_REPORTED, Ordering::Relaxed);
-        Some(IrqConflict {
-            class: c.display(),
-            irq_site: c.irq_site.unwrap(),
-            enabled_site: c.enabled_site.unwrap(),
-        })
+        g.irq_order_from(id, bit == USED_IN_IRQ)
+            .map(Problem::IrqOrder)
     })
 }
 

@@ -39,12 +39,14 @@ use crate::arch::cpu;
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::sched::{self, Task, preempt};
 
+use graph::Problem;
 pub use graph::{Chain, ClassId, ClassName, Link};
 
 /// Reports made (tests read these to see a check fire).
 pub static SLEEP_IN_ATOMIC_REPORTS: AtomicU64 = AtomicU64::new(0);
 pub static ORDER_REPORTS: AtomicU64 = AtomicU64::new(0);
 pub static IRQ_UNSAFE_REPORTS: AtomicU64 = AtomicU64::new(0);
+pub static IRQ_ORDER_REPORTS: AtomicU64 = AtomicU64::new(0);
 pub static UNHELD_RELEASE_REPORTS: AtomicU64 = AtomicU64::new(0);
 pub static USER_RETURN_REPORTS: AtomicU64 = AtomicU64::new(0);
 pub static EXIT_REPORTS: AtomicU64 = AtomicU64::new(0);
@@ -57,6 +59,7 @@ pub fn total_reports() -> u64 {
         &SLEEP_IN_ATOMIC_REPORTS,
         &ORDER_REPORTS,
         &IRQ_UNSAFE_REPORTS,
+        &IRQ_ORDER_REPORTS,
         &UNHELD_RELEASE_REPORTS,
         &USER_RETURN_REPORTS,
         &EXIT_REPORTS,
@@ -234,9 +237,11 @@ pub fn acquire(map: &LockMap, lock: usize, site: &'static Location<'static>, rea
     }
     enter(|irqs_were_on| {
         let Some(class) = map.class() else { return };
-        let irq = in_irq();
-        check_irq_usage(class, irq, irqs_were_on, site);
-        with_held(|h| {
+        let usage = irq_usage(class, in_irq(), irqs_were_on, site);
+        let tracked = with_held(|h| {
+            if let Some(p) = &usage {
+                report_problem(p, site, Some(h), None);
+            }
             check_order(h, class, map.class_name(), lock, site);
             if h.n < MAX_HELD_LOCKS {
                 h.list[h.n] = Some(HeldLock {
@@ -249,20 +254,54 @@ pub fn acquire(map: &LockMap, lock: usize, site: &'static Location<'static>, rea
                 h.n += 1;
             }
         });
+        if let (None, Some(p)) = (tracked, &usage) {
+            report_problem(p, site, None, None);
+        }
     });
 }
 
-fn check_irq_usage(class: ClassId, irq: bool, irqs_were_on: bool, site: &'static Location) {
+/// Record how `class` is being taken: in an interrupt handler, or in task
+/// context with interrupts enabled (with them off, neither).
+fn irq_usage(
+    class: ClassId,
+    irq: bool,
+    irqs_were_on: bool,
+    site: &'static Location,
+) -> Option<Problem> {
     let bit = if irq {
         graph::USED_IN_IRQ
     } else if irqs_were_on {
         graph::ENABLED_IRQ
     } else {
-        return;
+        return None;
     };
-    if let Some(conflict) = graph::mark_usage(class, bit, site) {
-        IRQ_UNSAFE_REPORTS.fetch_add(1, Ordering::Relaxed);
-        report::irq_unsafe(&conflict, site);
+    graph::mark_usage(class, bit, site)
+}
+
+/// Count and print what the graph found. `held`: this context's held locks
+/// (None before the first task); `order`: the held lock and the lock being
+/// taken, when a new dependency found it.
+fn report_problem(
+    problem: &Problem,
+    site: &'static Location,
+    held: Option<&HeldLocks>,
+    order: Option<(&HeldLock, ClassName, usize)>,
+) {
+    match problem {
+        Problem::Cycle(chain) => {
+            ORDER_REPORTS.fetch_add(1, Ordering::Relaxed);
+            if let (Some(h), Some((top, name, lock))) = (held, order) {
+                report::order(h, top, name, lock, site, chain);
+            }
+        }
+        Problem::IrqUnsafe(conflict) => {
+            IRQ_UNSAFE_REPORTS.fetch_add(1, Ordering::Relaxed);
+            report::irq_unsafe(conflict, site, held);
+        }
+        Problem::IrqOrder(o) => {
+            IRQ_ORDER_REPORTS.fetch_add(1, Ordering::Relaxed);
+            report::irq_order(o, site, held);
+        }
     }
 }
 
@@ -279,9 +318,8 @@ fn check_order(
     if graph::edge_known(top.class, class) {
         return;
     }
-    if let Some(chain) = graph::add_edge(top.class, top.site, class, site) {
-        ORDER_REPORTS.fetch_add(1, Ordering::Relaxed);
-        report::order(h, &top, name, lock, site, &chain);
+    if let Some(problem) = graph::add_edge(top.class, top.site, class, site) {
+        report_problem(&problem, site, Some(h), Some((&top, name, lock)));
     }
 }
 
@@ -386,10 +424,11 @@ pub fn print_summary() {
     let (classes, edges) = graph::sizes();
     let c = |c: &AtomicU64| c.load(Ordering::Relaxed);
     crate::info!(
-        "lockdep: {} reports (order {}, irq-unsafe {}, unheld release {}, user return {}, exit {}, sleep in atomic {}); {classes} classes, {edges} dependencies{}",
+        "lockdep: {} reports (order {}, irq-unsafe {}, irq order {}, unheld release {}, user return {}, exit {}, sleep in atomic {}); {classes} classes, {edges} dependencies{}",
         total_reports(),
         c(&ORDER_REPORTS),
         c(&IRQ_UNSAFE_REPORTS),
+        c(&IRQ_ORDER_REPORTS),
         c(&UNHELD_RELEASE_REPORTS),
         c(&USER_RETURN_REPORTS),
         c(&EXIT_REPORTS),

@@ -7,7 +7,7 @@
 
 use core::panic::Location;
 
-use super::graph::{Chain, ClassName, IrqConflict};
+use super::graph::{Chain, ClassName, IrqConflict, IrqOrder};
 use super::{HeldLock, HeldLocks, with_held};
 use crate::arch::percpu;
 use crate::sched::{self, preempt};
@@ -82,21 +82,14 @@ pub fn order(
         crate::error!("  needs an order between them (or separate classes)");
     } else {
         crate::error!("  existing chain, {name} ->* {}:", top.name);
-        for l in chain.links.iter().flatten() {
-            crate::error!("    {} -> {}", l.from, l.to);
-            crate::error!("      {} held, taken at {}", l.from, l.from_site);
-            crate::error!("      then {} taken at {}", l.to, l.to_site);
-        }
-        if chain.truncated {
-            crate::error!("    ...");
-        }
+        chain_lines(chain);
         crate::error!("  two tasks taking these in the two orders can deadlock");
     }
     held_list(Some(h));
     footer();
 }
 
-pub fn irq_unsafe(c: &IrqConflict, site: Site) {
+pub fn irq_unsafe(c: &IrqConflict, site: Site, held: Option<&HeldLocks>) {
     header("irq-unsafe lock: taken in an interrupt handler and with interrupts on");
     crate::error!("  class {}", c.class);
     crate::error!("    taken in interrupt context at {}", c.irq_site);
@@ -104,15 +97,41 @@ pub fn irq_unsafe(c: &IrqConflict, site: Site) {
     crate::error!("  an interrupt on the holder's CPU would spin on it forever:");
     crate::error!("  take it with lock_irqsave outside the handler");
     crate::error!("  (this acquisition: {site})");
-    let mut printed = false;
-    with_held(|h| {
-        held_list(Some(h));
-        printed = true;
-    });
-    if !printed {
-        held_list(None);
-    }
+    held_list(held);
     footer();
+}
+
+pub fn irq_order(o: &IrqOrder, site: Site, held: Option<&HeldLocks>) {
+    header("irq-safe -> irq-unsafe lock order");
+    crate::error!("  {} is taken in an interrupt handler", o.safe);
+    crate::error!("    (at {})", o.safe_site);
+    crate::error!("  {} is taken with interrupts enabled", o.unsafe_);
+    crate::error!("    (at {})", o.unsafe_site);
+    crate::error!("  and the first is held while the second is taken:");
+    chain_lines(&o.chain);
+    crate::error!(
+        "  one CPU holds {} with interrupts on; another holds",
+        o.unsafe_
+    );
+    crate::error!(
+        "  {} and waits for it; an interrupt on the first CPU",
+        o.safe
+    );
+    crate::error!("  waits for {}: deadlock", o.safe);
+    crate::error!("  (this acquisition: {site})");
+    held_list(held);
+    footer();
+}
+
+fn chain_lines(chain: &Chain) {
+    for l in chain.links.iter().flatten() {
+        crate::error!("    {} -> {}", l.from, l.to);
+        crate::error!("      {} held, taken at {}", l.from, l.from_site);
+        crate::error!("      then {} taken at {}", l.to, l.to_site);
+    }
+    if chain.truncated {
+        crate::error!("    ...");
+    }
 }
 
 pub fn unheld_release(h: &HeldLocks, lock: usize, site: Site) {
