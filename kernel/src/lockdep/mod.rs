@@ -10,7 +10,9 @@
 //!   cycle is a possible deadlock and is reported with both chains;
 //! - **interrupt safety**: a class taken in an interrupt handler and also
 //!   taken elsewhere with interrupts enabled (the handler can interrupt the
-//!   holder on its own CPU and spin forever);
+//!   holder on its own CPU and spin forever), and a class taken in a handler
+//!   held while one taken with interrupts enabled is taken (the same, across
+//!   two CPUs);
 //! - **balance**: releasing a lock the task does not hold, returning to user
 //!   mode holding a lock, exiting holding a lock;
 //! - **sleeping in atomic context** (`might_sleep`).
@@ -18,7 +20,7 @@
 //! A report prints a block (`report.rs`), bumps its counter and lets the
 //! kernel run on: tests read the counters, and one bug should not hide the
 //! next. Each problem is reported once (an order pair once, a class's
-//! interrupt conflict once, a task's user-return imbalance once until it
+//! interrupt conflicts once, a task's user-return imbalance once until it
 //! holds nothing again). The checker turns itself off only if its static
 //! tables fill up (it says so).
 
