@@ -205,5 +205,6 @@ pub fn run_all(cmdline: &Cmdline) -> bool {
         }
     }
     println_raw!("# ktest summary: {passed} passed, {failed} failed");
+    crate::lockdep::print_summary();
     failed == 0
 }

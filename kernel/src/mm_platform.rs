@@ -6,6 +6,7 @@
 
 use alloc::boxed::Box;
 use core::ops::Range;
+use core::panic::Location;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use mm::counters::Event;
@@ -13,9 +14,10 @@ use mm::platform::{LockClass, LockOp, Platform, Rcu, RwSemaphore, WaitSlot};
 
 use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::{cpu, smp};
+use crate::lockdep::{self, LockMap};
 use crate::memory::{frame, heap, phys_to_virt};
+use crate::rcu;
 use crate::sync::{RcuWait, RwSem};
-use crate::{lockdep, rcu};
 
 /// The platform type every kernel address space is parameterized with.
 pub struct Kernel;
@@ -56,21 +58,29 @@ pub struct MmapLock(RwSem);
 
 impl RwSemaphore for MmapLock {
     fn new() -> Self {
-        MmapLock(RwSem::new())
+        // Every address space's mmap_lock is one lockdep class.
+        MmapLock(RwSem::named("mmap_lock"))
     }
+    #[track_caller]
     fn read_lock(&self) {
         self.0.read_lock();
     }
+    #[track_caller]
     fn read_unlock(&self) {
         self.0.read_unlock();
     }
+    #[track_caller]
     fn write_lock(&self) {
         self.0.write_lock();
     }
+    #[track_caller]
     fn write_unlock(&self) {
         self.0.write_unlock();
     }
 }
+
+/// The lockdep class of every VMA's lock (read and write annotations).
+static VMA_LOCK_CLASS: LockMap = LockMap::new("vma_lock");
 
 /// Machine-wide fault counters per CPU, in the order of `abi::fault::FaultCounters`
 /// (success, abort, retry, miss, fallback, segv).
@@ -171,19 +181,18 @@ impl Platform for Kernel {
         });
     }
 
+    #[track_caller]
     fn lock_event(class: LockClass, key: usize, op: LockOp) {
-        let class = match class {
-            LockClass::MmapLock => "mmap_lock",
-            LockClass::VmaLock => "vma_lock",
-        };
+        // The mmap_lock is a `RwSem`, which annotates itself (with the same
+        // acquire and release points); only the VMA lock needs this funnel.
+        if class == LockClass::MmapLock {
+            return;
+        }
+        let site = Location::caller();
         match op {
-            LockOp::AcquireRead => {
-                lockdep::acquire(key, class, core::panic::Location::caller(), true)
-            }
-            LockOp::AcquireWrite => {
-                lockdep::acquire(key, class, core::panic::Location::caller(), false)
-            }
-            LockOp::Release => lockdep::release(key, core::panic::Location::caller()),
+            LockOp::AcquireRead => lockdep::acquire(&VMA_LOCK_CLASS, key, site, true),
+            LockOp::AcquireWrite => lockdep::acquire(&VMA_LOCK_CLASS, key, site, false),
+            LockOp::Release => lockdep::release(key, site),
         }
     }
 

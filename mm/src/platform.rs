@@ -53,7 +53,8 @@
 //!   lock-dependency checker. `mm` reports every acquire and release of the
 //!   `mmap_lock` and of each VMA lock (read or write) from the task that does
 //!   it; the checker may panic or report on an imbalance. The host counts per
-//!   thread; the kernel feeds its lockdep. It must not sleep.
+//!   thread; the kernel feeds its lockdep (which also checks lock order:
+//!   each `LockClass` is one lockdep class). It must not sleep.
 //!
 //! Every function here may be called concurrently from several CPUs.
 
@@ -97,9 +98,15 @@ pub trait WaitSlot: Send + Sync {
 pub trait RwSemaphore: Send + Sync {
     /// An unlocked semaphore.
     fn new() -> Self;
+    /// `#[track_caller]` (also for the unlocks and `lock_event`): the
+    /// checker names the code in `mm` that took the lock, not the platform.
+    #[track_caller]
     fn read_lock(&self);
+    #[track_caller]
     fn read_unlock(&self);
+    #[track_caller]
     fn write_lock(&self);
+    #[track_caller]
     fn write_unlock(&self);
 }
 
@@ -147,6 +154,7 @@ pub trait Platform: Rcu + Sized + Send + Sync + 'static {
 
     /// Lock-dependency annotation: `op` on the lock of class `class` whose
     /// identity is `key` (its address).
+    #[track_caller]
     fn lock_event(class: LockClass, key: usize, op: LockOp);
 
     /// Whether memory is so low that the kernel should not spend more of it

@@ -40,6 +40,7 @@ pub enum ReadLockError {
     Failed,
 }
 
+#[track_caller]
 fn annotate<P: Platform>(vma: &Vma<P>, op: LockOp) {
     P::lock_event(LockClass::VmaLock, vma as *const Vma<P> as usize, op);
 }

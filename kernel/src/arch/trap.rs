@@ -248,6 +248,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         crate::rcu::note_user_return();
         crate::user::check_killed();
         crate::user::entry::prepare_return(frame);
+        // Nothing kernel-side may stay held across ring 3.
+        crate::lockdep::check_user_return();
     }
 }
 

@@ -19,7 +19,6 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
-use core::panic::Location;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use crate::memory::kstack::KernelStack;
@@ -35,18 +34,6 @@ pub enum State {
 }
 
 pub const NO_CPU: usize = usize::MAX;
-pub const MAX_HELD_LOCKS: usize = 24;
-
-/// One entry of a task's held-lock list (see `lockdep`).
-#[derive(Clone, Copy)]
-pub struct HeldLock {
-    pub lock: usize,
-    pub class: &'static str,
-    pub site: &'static Location<'static>,
-    /// Read (shared) or write hold; the order checker will need it.
-    #[allow(dead_code)]
-    pub read: bool,
-}
 
 pub struct Task {
     pub id: u64,
@@ -76,7 +63,7 @@ pub struct Task {
     pub wake_at: AtomicU64,
     /// Locks held, for lockdep; touched only by the task itself with
     /// interrupts disabled.
-    pub held: UnsafeCell<([Option<HeldLock>; MAX_HELD_LOCKS], usize)>,
+    pub held: UnsafeCell<crate::lockdep::HeldLocks>,
     /// Set by a user thread as it starts to exit: from then on the scheduler
     /// runs it on the kernel's page table, since its process's may be freed.
     pub left_mm: AtomicBool,
@@ -117,7 +104,7 @@ impl Task {
             switches: AtomicU64::new(0),
             ran_on: AtomicU64::new(0),
             wake_at: AtomicU64::new(0),
-            held: UnsafeCell::new(([None; MAX_HELD_LOCKS], 0)),
+            held: UnsafeCell::new(crate::lockdep::HeldLocks::new()),
             left_mm: AtomicBool::new(false),
             user: None,
             uthread: UnsafeCell::new(crate::user::ThreadState::default()),

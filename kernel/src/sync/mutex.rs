@@ -6,9 +6,11 @@ use core::panic::Location;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::waitqueue::WaitQueue;
-use crate::lockdep;
+use crate::lockdep::{self, LockMap};
 
 pub struct Mutex<T: ?Sized> {
+    /// The lockdep class: the line that created the mutex.
+    map: LockMap,
     locked: AtomicBool,
     waiters: WaitQueue,
     data: UnsafeCell<T>,
@@ -24,8 +26,11 @@ pub struct MutexGuard<'a, T: ?Sized> {
 }
 
 impl<T> Mutex<T> {
+    /// `#[track_caller]`: the caller's line is the mutex's lockdep class.
+    #[track_caller]
     pub const fn new(data: T) -> Self {
         Mutex {
+            map: LockMap::new("mutex"),
             locked: AtomicBool::new(false),
             waiters: WaitQueue::new(),
             data: UnsafeCell::new(data),
@@ -45,16 +50,17 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         lockdep::might_sleep();
+        // Before waiting: a real deadlock is reported, not just hung on.
+        lockdep::acquire(
+            &self.map,
+            self as *const Self as *const u8 as usize,
+            Location::caller(),
+            false,
+        );
         while !self.try_acquire() {
             self.waiters
                 .wait_until(|| !self.locked.load(Ordering::Relaxed));
         }
-        lockdep::acquire(
-            self as *const Self as *const u8 as usize,
-            "mutex",
-            Location::caller(),
-            false,
-        );
         MutexGuard { mutex: self }
     }
 }

@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::SpinLock;
 use super::waitqueue::WaitQueue;
-use crate::lockdep;
+use crate::lockdep::{self, LockMap};
 
 struct Waiter {
     write: bool,
@@ -33,6 +33,8 @@ struct State {
 }
 
 pub struct RwSem {
+    /// The lockdep class: the line that created the semaphore.
+    map: LockMap,
     state: SpinLock<State>,
     /// Only for sleeping; grants are decided under `state`.
     sleep: WaitQueue,
@@ -44,14 +46,29 @@ impl Default for RwSem {
     }
 }
 
+/// Not `#[track_caller]`: the internal locks of all semaphores are one
+/// lockdep class (this line), as Linux's rwsem `wait_lock`s are.
+const fn new_state() -> SpinLock<State> {
+    SpinLock::new(State {
+        readers: 0,
+        writer: false,
+        queue: VecDeque::new(),
+    })
+}
+
 impl RwSem {
+    /// `#[track_caller]`: the caller's line is the semaphore's lockdep class.
+    #[track_caller]
     pub const fn new() -> Self {
+        Self::named("rwsem")
+    }
+
+    /// As `new`, with a class name for reports (e.g. "mmap_lock").
+    #[track_caller]
+    pub const fn named(name: &'static str) -> Self {
         RwSem {
-            state: SpinLock::new(State {
-                readers: 0,
-                writer: false,
-                queue: VecDeque::new(),
-            }),
+            map: LockMap::new(name),
+            state: new_state(),
             sleep: WaitQueue::new(),
         }
     }
@@ -63,15 +80,16 @@ impl RwSem {
     #[track_caller]
     pub fn read_lock(&self) {
         lockdep::might_sleep();
+        // Before waiting: a real deadlock is reported, not just hung on.
+        lockdep::acquire(&self.map, self.id(), Location::caller(), true);
         self.acquire(false);
-        lockdep::acquire(self.id(), "rwsem", Location::caller(), true);
     }
 
     #[track_caller]
     pub fn write_lock(&self) {
         lockdep::might_sleep();
+        lockdep::acquire(&self.map, self.id(), Location::caller(), false);
         self.acquire(true);
-        lockdep::acquire(self.id(), "rwsem", Location::caller(), false);
     }
 
     fn acquire(&self, write: bool) {

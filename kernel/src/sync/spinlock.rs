@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::panic::Location;
 
 use crate::arch::cpu;
-use crate::lockdep;
+use crate::lockdep::{self, LockMap};
 use crate::sched::preempt;
 
 /// True: test-and-set (under a hypervisor). False: ticket lock.
@@ -38,6 +38,8 @@ pub fn virt_mode() -> bool {
 }
 
 pub struct SpinLock<T: ?Sized> {
+    /// The lockdep class: the line that created the lock.
+    map: LockMap,
     /// Test-and-set mode: the lock word.
     locked: AtomicBool,
     next_ticket: AtomicU32,
@@ -57,8 +59,11 @@ pub struct SpinLockGuard<'a, T: ?Sized> {
 }
 
 impl<T> SpinLock<T> {
+    /// `#[track_caller]`: the caller's line is the lock's lockdep class.
+    #[track_caller]
     pub const fn new(data: T) -> Self {
         SpinLock {
+            map: LockMap::new("spinlock"),
             locked: AtomicBool::new(false),
             next_ticket: AtomicU32::new(0),
             now_serving: AtomicU32::new(0),
@@ -102,14 +107,21 @@ impl<T: ?Sized> SpinLock<T> {
         self as *const Self as *const u8 as usize
     }
 
+    /// Its lockdep class (tests).
+    #[cfg(debug_assertions)]
+    pub fn lockdep_map(&self) -> &LockMap {
+        &self.map
+    }
+
     /// Lock; preemption stays off on this CPU until the guard drops (a
     /// holder switched out would leave every other locker spinning).
     #[track_caller]
     pub fn lock(&self) -> SpinLockGuard<'_, T> {
         preempt::disable();
-        self.acquire();
         let site = Location::caller();
-        lockdep::acquire(self.addr(), "spinlock", site, false);
+        // Before spinning: a real deadlock is reported, not just hung on.
+        lockdep::acquire(&self.map, self.addr(), site, false);
+        self.acquire();
         SpinLockGuard {
             lock: self,
             irq_was_enabled: None,
@@ -122,9 +134,9 @@ impl<T: ?Sized> SpinLock<T> {
     pub fn lock_irqsave(&self) -> SpinLockGuard<'_, T> {
         let was = cpu::irq_save();
         preempt::disable();
-        self.acquire();
         let site = Location::caller();
-        lockdep::acquire(self.addr(), "spinlock", site, false);
+        lockdep::acquire(&self.map, self.addr(), site, false);
+        self.acquire();
         SpinLockGuard {
             lock: self,
             irq_was_enabled: Some(was),

@@ -95,8 +95,7 @@ fn child_args(mode: &str, seed: u64) -> String {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Health {
     kernel_warnings: u64,
-    sleep_in_atomic: u64,
-    lock_imbalance: u64,
+    lockdep_reports: u64,
     rcu_stalls: u64,
 }
 
@@ -105,8 +104,7 @@ impl Health {
         // Relaxed: counters compared between two points of this test.
         Health {
             kernel_warnings: console::kernel_warnings(),
-            sleep_in_atomic: lockdep::SLEEP_IN_ATOMIC_REPORTS.load(Ordering::Relaxed),
-            lock_imbalance: lockdep::IMBALANCE_REPORTS.load(Ordering::Relaxed),
+            lockdep_reports: lockdep::total_reports(),
             rcu_stalls: rcu::STALL_WARNINGS.load(Ordering::Relaxed),
         }
     }

@@ -63,6 +63,7 @@ extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> u64 {
     super::check_killed();
     let redirected = super::entry::prepare_return(frame);
     cpu::disable_interrupts();
+    crate::lockdep::check_user_return();
     // sysret needs a canonical user RIP (else it faults in ring 0), and
     // restores neither rcx nor r11 of a redirected or restored context.
     u64::from(iret || redirected || !is_user_code_addr(frame.rip))
