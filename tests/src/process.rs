@@ -17,8 +17,13 @@ use std::time::{Duration, Instant};
 /// How often the loop checks whether the child has exited while its pipes are
 /// still open (a grandchild may hold them).
 const POLL: Duration = Duration::from_millis(100);
-/// After the child exits, how long to wait for the rest of its output.
+/// After the child exits, the rest of its output is read until the pipes
+/// close or stay quiet this long (a grandchild may hold them open). Quiet,
+/// not total: handling a line may be slow (a backtrace line runs
+/// `addr2line`), and lines still queued must not be dropped.
 const DRAIN: Duration = Duration::from_secs(1);
+/// However much keeps coming, reading stops this long after the exit.
+const DRAIN_MAX: Duration = Duration::from_secs(60);
 /// After SIGTERM, how long QEMU gets to restore the terminal before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(2);
 
@@ -85,6 +90,7 @@ fn run_in(
     drop(tx);
 
     let mut exited: Option<(ExitStatus, Instant)> = None;
+    let mut last_line = Instant::now();
     loop {
         let now = Instant::now();
         if exited.is_none() && deadline.is_some_and(|d| now >= d) {
@@ -96,7 +102,10 @@ fn run_in(
             return Ok(GuestExit::TimedOut(now - start));
         }
         match rx.recv_timeout(POLL) {
-            Ok(line) => on_line(&line),
+            Ok(line) => {
+                on_line(&line);
+                last_line = Instant::now();
+            }
             Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
         }
@@ -104,7 +113,7 @@ fn run_in(
             exited = child.try_wait()?.map(|status| (status, Instant::now()));
         }
         if let Some((_, at)) = exited
-            && at.elapsed() > DRAIN
+            && (at.max(last_line).elapsed() > DRAIN || at.elapsed() > DRAIN_MAX)
         {
             break;
         }
@@ -115,11 +124,12 @@ fn run_in(
     }
 }
 
-/// Hands over what the pipes still deliver, for at most `DRAIN`.
+/// Hands over what the pipes still deliver, until they are quiet for
+/// `DRAIN` (or `DRAIN_MAX` has passed).
 fn drain(rx: &mpsc::Receiver<String>, on_line: &mut impl FnMut(&str)) {
-    let until = Instant::now() + DRAIN;
-    while let Some(left) = until.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
+    let until = Instant::now() + DRAIN_MAX;
+    while Instant::now() < until {
+        match rx.recv_timeout(DRAIN) {
             Ok(line) => on_line(&line),
             Err(_) => return,
         }
@@ -261,6 +271,25 @@ mod tests {
             Some(Duration::from_secs(1)),
         );
         assert!(matches!(exit, GuestExit::TimedOut(_)), "{exit:?}");
+    }
+
+    #[test]
+    fn slow_line_handling_after_the_exit_loses_nothing() {
+        // 40 lines at once, then exit; each takes 50 ms to handle (as a
+        // backtrace line's addr2line does): 2 s in all, past DRAIN.
+        let mut lines = Vec::new();
+        let exit = run(
+            sh("for i in $(seq 1 40); do echo line$i; done; exit 3"),
+            Some(Duration::from_secs(60)),
+            |l| {
+                thread::sleep(Duration::from_millis(50));
+                lines.push(l.to_string());
+            },
+        )
+        .unwrap();
+        assert_eq!(exit, GuestExit::Status(3));
+        assert_eq!(lines.len(), 40, "lines lost: {lines:?}");
+        assert_eq!(lines.last().map(String::as_str), Some("line40"));
     }
 
     #[test]
