@@ -323,6 +323,102 @@ fn loom_lock_seq_wrap() {
     });
 }
 
+/// The same address space unmaps the VMA at `X` and maps another range,
+/// `Y`, which reuses the VMA's memory (the cache's free list is LIFO), while
+/// a fault at `X` is between its tree walk and its lock. The owner check
+/// passes (same address space) and the VMA is attached and unlocked, so the
+/// lock succeeds: only the range re-check after locking stops the reader
+/// from handling a fault at `X` with the VMA of `Y`; the fault must go to
+/// the fallback instead. (Checked: without the re-check this model fails.)
+#[test]
+fn loom_reader_vs_reuse_same_mm_other_range() {
+    const Y: u64 = 2 * X;
+    // One preemption is enough: the reader stops between its tree walk (or
+    // its pointer) and its lock while the writer runs to the end; more makes
+    // the model take minutes (the tree walk and two tree edits).
+    model_with(1, || {
+        let cache = Arc::new(VmaCache::new());
+        let (mm, v) = setup(&cache, 0);
+        let mm = Arc::new(mm);
+        let reader = {
+            let mm = mm.clone();
+            thread::spawn(move || {
+                if let Some(vma) = lock_vma_under_rcu(&mm, X) {
+                    assert!(!vma.is_poisoned(), "read-locked a freed VMA");
+                    assert_eq!(
+                        vma.range(),
+                        X..X + PAGE,
+                        "a fault at X got the VMA of another range"
+                    );
+                }
+                assert_eq!(Loom::held_locks(), 0);
+            })
+        };
+        mm.unmap(X, PAGE).unwrap();
+        assert_eq!(mm.map(MapAt::Fixed(Y), PAGE, Prot::RW.bits()), Ok(Y));
+        // SAFETY: type-stable memory.
+        assert_eq!(
+            unsafe { v.get() }.range(),
+            Y..Y + PAGE,
+            "setup: VMA memory not reused"
+        );
+        reader.join().unwrap();
+        drop(mm);
+        assert_eq!(cache.in_use(), 0);
+        finish();
+    });
+}
+
+/// A reader holding a stale pointer races with the writer that frees the
+/// VMA and re-initialises the same memory as a new VMA of this address space
+/// (another range and protection), then attaches it. If the reader's lock
+/// succeeds it must see one whole VMA, the old or the new, never the new
+/// count with old fields: `attach`'s Release store pairs with the reader's
+/// Acquire increment. (Checked: with a Relaxed attach this model fails.)
+#[test]
+fn loom_attach_publishes_reused_vma() {
+    const Y: u64 = 2 * X;
+    // One preemption is enough: the reader stops between its tree walk (or
+    // its pointer) and its lock while the writer runs to the end; more makes
+    // the model take minutes (the tree walk and two tree edits).
+    model_with(1, || {
+        let cache = Arc::new(VmaCache::new());
+        let (mm, v) = setup(&cache, 0);
+        let mm = Arc::new(mm);
+        let reader = {
+            let mm = mm.clone();
+            thread::spawn(move || {
+                let rcu = Loom::read_lock();
+                // SAFETY: found in the tree; type-stable memory that the
+                // model never returns to the allocator before the end.
+                let vma = unsafe { v.get() };
+                if vma_start_read(&mm, vma).is_ok() {
+                    drop(rcu);
+                    let seen = (vma.range(), vma.prot());
+                    assert!(
+                        seen == (X..X + PAGE, Prot::RW) || seen == (Y..Y + PAGE, Prot::READ),
+                        "read-locked a mix of the old and the new VMA: {seen:?}"
+                    );
+                    vma_refcount_put(vma);
+                }
+                assert_eq!(Loom::held_locks(), 0);
+            })
+        };
+        mm.unmap(X, PAGE).unwrap();
+        assert_eq!(mm.map(MapAt::Fixed(Y), PAGE, Prot::READ.bits()), Ok(Y));
+        // SAFETY: type-stable memory.
+        assert_eq!(
+            unsafe { v.get() }.range(),
+            Y..Y + PAGE,
+            "setup: VMA memory not reused"
+        );
+        reader.join().unwrap();
+        drop(mm);
+        assert_eq!(cache.in_use(), 0);
+        finish();
+    });
+}
+
 #[allow(dead_code)]
 /// TLB shootdown against a CPU joining the address space, the
 /// store-buffering pattern of `Mm::note_cpu` and `Mm::cpus_to_flush`. The

@@ -73,7 +73,7 @@ fn config() -> Result<Config, String> {
     })
 }
 
-fn parse_u64(s: &str) -> Option<u64> {
+pub(super) fn parse_u64(s: &str) -> Option<u64> {
     match s.strip_prefix("0x") {
         Some(hex) => u64::from_str_radix(hex, 16).ok(),
         None => s.parse().ok(),
@@ -93,14 +93,14 @@ fn child_args(mode: &str, seed: u64) -> String {
 
 /// Everything that must not change while a child runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Health {
+pub(super) struct Health {
     kernel_warnings: u64,
     lockdep_reports: u64,
     rcu_stalls: u64,
 }
 
 impl Health {
-    fn now() -> Health {
+    pub(super) fn now() -> Health {
         // Relaxed: counters compared between two points of this test.
         Health {
             kernel_warnings: console::kernel_warnings(),
@@ -112,7 +112,7 @@ impl Health {
 
 /// Free frames plus the frames the kernel's own structures grew into (heap,
 /// kernel page tables), which may grow without being a leak.
-fn frames() -> usize {
+pub(super) fn frames() -> usize {
     frame::free_count() + heap::mapped_frames() + paging::kernel_table_frames()
 }
 
@@ -154,7 +154,7 @@ fn wait_flag(flag: &AtomicBool, timeout_ns: u64) -> bool {
 
 /// The frames of a finished child come back once its last task is off its
 /// CPU and RCU callbacks ran; give that a bounded time.
-fn frames_settle(before: usize) -> Result<(), String> {
+pub(super) fn frames_settle(before: usize) -> Result<(), String> {
     let deadline = time::uptime_ns() + SETTLE_NS;
     loop {
         rcu::rcu_barrier();

@@ -9,6 +9,7 @@ mod rcu;
 mod sched;
 mod selftest;
 mod smp;
+mod soak;
 mod user;
 mod user_exceptions;
 mod user_memory;
