@@ -195,14 +195,15 @@ impl<P: Platform> VmaPtr<P> {
     /// of that address space is detached or freed before the guard drops;
     /// the reference cannot outlive the guard. What it does not prove: that
     /// this pointer belongs to *that* address space (the types cannot see
-    /// where it came from), hence `unsafe`. [`MmapLocked::find`] and
+    /// where it came from), hence `unsafe`. (The returned reference borrows
+    /// `guard`: the elided lifetime is the guard's.) [`MmapLocked::find`] and
     /// [`MmapLocked::overlapping`] look up under the guard and need none.
     ///
     /// # Safety
     /// The VMA belongs to the address space whose mmap lock `guard` holds:
     /// it was found in that address space's tree while `guard` was held, or
     /// was allocated for it by the holder of `guard` and not freed since.
-    pub unsafe fn get<'g, G: MmapLocked<P> + ?Sized>(self, guard: &'g G) -> &'g Vma<P> {
+    pub unsafe fn get<G: MmapLocked<P> + ?Sized>(self, guard: &G) -> &Vma<P> {
         let _ = guard;
         // SAFETY: by the contract the VMA is attached to (or being built
         // for) the locked address space, and only a holder of its write lock
@@ -225,7 +226,7 @@ impl<P: Platform> VmaPtr<P> {
     /// The memory had not gone back to the allocator when `guard`'s section
     /// began: true if `self` was found in a VMA tree inside this section, or
     /// the VMA has been kept attached since it was found.
-    pub unsafe fn get_rcu<'g>(self, guard: &'g P::ReadGuard) -> &'g Vma<P> {
+    pub unsafe fn get_rcu(self, guard: &P::ReadGuard) -> &Vma<P> {
         let _ = guard;
         // SAFETY: live when the section began (contract) and not returned to
         // the allocator before a grace period, which outlasts `guard`.
