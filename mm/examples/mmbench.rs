@@ -10,8 +10,7 @@ use std::time::Instant;
 
 use mm::host::Host;
 use mm::lookup::lock_vma_under_rcu;
-use mm::mm::{MapAt, Mm, MmRef};
-use mm::platform::Rcu;
+use mm::mm::{MapAt, Mm, MmRef, MmapLocked};
 use mm::vma_cache::VmaCache;
 use mm::vma_lock::{vma_refcount_put, vma_start_read};
 
@@ -52,11 +51,10 @@ fn main() {
 
     // Uncontended read lock + unlock of one VMA vs a std RwLock read.
     let (mm, base) = populated(1);
-    let g = Host::read_lock();
-    let v = mm.find_vma_rcu(BASE, &g).unwrap();
-    drop(g);
-    // SAFETY: the VMA stays attached: nothing unmaps it during the benchmark.
-    let vma = unsafe { v.get() };
+    // The mmap read lock keeps the VMA attached (and does not keep its read
+    // lock from being taken).
+    let mmap = mm.read_lock();
+    let (_, vma) = mmap.find(BASE).unwrap();
     let ours = ns_per_op(5_000_000, |_| {
         vma_start_read(&mm, vma).unwrap();
         vma_refcount_put(black_box(vma));
@@ -66,6 +64,7 @@ fn main() {
         "{:<44} {:>12.1} {:>12.1}",
         "vma read lock+unlock (uncontended)", ours, theirs
     );
+    drop(mmap);
 
     // lock_vma_under_rcu on trees of 10, 1,000 and 100,000 VMAs vs an
     // RwLock<BTreeMap> lookup of the same addresses.

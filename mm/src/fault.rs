@@ -20,8 +20,8 @@ use core::sync::atomic::Ordering as CoreOrdering;
 
 use crate::counters::Event;
 use crate::lookup::lock_vma_under_rcu;
-use crate::mm::Mm;
-use crate::page_table::{ADDR_MASK, NX, PRESENT, WRITABLE, leaf_flags};
+use crate::mm::{Mm, MmapLocked};
+use crate::page_table::{ADDR_MASK, PteFlags, leaf_flags};
 use crate::platform::Platform;
 use crate::sync::Ordering;
 use crate::vma::{PAGE_SIZE, Prot, Vma};
@@ -67,11 +67,12 @@ pub fn access_allowed(prot: Prot, access: Access) -> bool {
 
 /// Whether the leaf `pte` already allows `access`.
 fn pte_sufficient(pte: u64, access: Access) -> bool {
-    pte & PRESENT != 0
+    let f = PteFlags::of(pte);
+    f.contains(PteFlags::PRESENT)
         && match access {
             Access::Read => true,
-            Access::Write => pte & WRITABLE != 0,
-            Access::Exec => pte & NX == 0,
+            Access::Write => f.contains(PteFlags::WRITABLE),
+            Access::Exec => !f.contains(PteFlags::NX),
         }
 }
 
@@ -103,7 +104,7 @@ pub fn handle_fault<P: Platform>(
     let Ok(pte) = mm.page_table.leaf_alloc(va, &mm.pt_pages) else {
         return FaultOutcome::OutOfMemory;
     };
-    let want = leaf_flags(prot);
+    let want = leaf_flags(prot).bits();
     // Acquire pairs with the Release install below (by a racing fault).
     let mut cur = pte.load(CoreOrdering::Acquire);
     if cur == 0 {
@@ -164,11 +165,8 @@ fn terminal_event(outcome: FaultOutcome, held: Held) -> Option<Event> {
 fn fallback<P: Platform>(mm: &Mm<P>, cpu: usize, addr: u64, access: Access) -> FaultOutcome {
     let outcome = {
         let guard = mm.read_lock();
-        match mm.find_locked(addr) {
-            Some(v) => {
-                let vma = crate::mm::vma_of(&guard, v);
-                handle_fault(mm, vma, addr, access, Held::MmapLock)
-            }
+        match guard.find(addr) {
+            Some((_, vma)) => handle_fault(mm, vma, addr, access, Held::MmapLock),
             None => FaultOutcome::AccessError,
         }
     };

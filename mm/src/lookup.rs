@@ -62,12 +62,10 @@ pub fn lock_vma_under_rcu<P: Platform>(mm: &Mm<P>, addr: u64) -> Option<VmaReadL
         let Some((_, v)) = mm.vmas.find(addr, &guard) else {
             return abort();
         };
-        // SAFETY: found in this RCU read section; VMA memory is type-stable
-        // and leaves the cache only after a grace period, and once we hold a
-        // reference it cannot be freed at all until we drop it.
-        let vma: &Vma<P> = unsafe { v.get() };
+        // SAFETY: found in the tree inside this RCU read section.
+        let vma = unsafe { v.get_rcu(&guard) };
         match vma_start_read(mm, vma) {
-            Ok(()) => break vma,
+            Ok(()) => break v,
             Err(ReadLockError::Detached) if restarts < MAX_RESTARTS => {
                 mm.count_event(cpu, Event::Miss);
                 restarts += 1;
@@ -80,7 +78,11 @@ pub fn lock_vma_under_rcu<P: Platform>(mm: &Mm<P>, addr: u64) -> Option<VmaReadL
         }
     };
     drop(guard);
-    let locked = VmaReadLock { vma };
+    // SAFETY: `vma_start_read` took a reference, which `VmaReadLock` drops
+    // last: a referenced VMA is never detached, so never freed.
+    let locked = VmaReadLock {
+        vma: unsafe { vma.get_unchecked() },
+    };
     if !(locked.start() <= addr && addr < locked.end()) {
         drop(locked);
         return abort();

@@ -13,6 +13,14 @@
 //! fault walks into what it removes; a table is freed only when no VMA covers
 //! any of its range, so no fault in another VMA can be walking through it.
 //! Frames and tables are freed only after the TLB shootdown.
+//!
+//! # Why the entries are hand-written
+//! The `x86_64` crate's `PageTable` and `PageTableEntry` are plain `u64`s
+//! changed through `&mut`, and its `PageTableFlags` would tie this crate to
+//! one target. Here several faults write the same table at once, so every
+//! entry is an `AtomicU64` changed with compare-exchange, and the code also
+//! runs on the host and under loom. Only the bit names come from a crate
+//! (`bitflags`: [`PteFlags`]); the entries stay atomics.
 
 use alloc::vec::Vec;
 use core::marker::PhantomData;
@@ -22,31 +30,47 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::platform::Platform;
 use crate::vma::{PAGE_SIZE, Prot};
 
-pub const PRESENT: u64 = 1 << 0;
-pub const WRITABLE: u64 = 1 << 1;
-pub const USER: u64 = 1 << 2;
-/// Software bit (ignored by the MMU when PRESENT is clear): a `PROT_NONE`
-/// page that still owns its frame.
-pub const PROT_NONE_PAGE: u64 = 1 << 9;
-pub const NX: u64 = 1 << 63;
+bitflags::bitflags! {
+    /// The bits of an entry this crate uses (the hardware's layout).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct PteFlags: u64 {
+        const PRESENT = 1 << 0;
+        const WRITABLE = 1 << 1;
+        const USER = 1 << 2;
+        /// Software bit (ignored by the MMU when PRESENT is clear): a
+        /// `PROT_NONE` page that still owns its frame.
+        const PROT_NONE_PAGE = 1 << 9;
+        const NX = 1 << 63;
+    }
+}
+
+impl PteFlags {
+    /// The flags of the entry value `pte` (the frame address dropped).
+    pub fn of(pte: u64) -> PteFlags {
+        PteFlags::from_bits_truncate(pte)
+    }
+}
+
+/// The frame address bits of an entry.
 pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// Whether the entry value `pte` points to a frame (a table or a page).
+fn present(pte: u64) -> bool {
+    PteFlags::of(pte).contains(PteFlags::PRESENT)
+}
 
 /// First PML4 index of the kernel half.
 const KERNEL_PML4_START: usize = 256;
 const ENTRIES: usize = 512;
 
 /// The leaf flags for a page of a VMA with protection `prot`.
-pub fn leaf_flags(prot: Prot) -> u64 {
+pub fn leaf_flags(prot: Prot) -> PteFlags {
     if prot == Prot::NONE {
-        return PROT_NONE_PAGE;
+        return PteFlags::PROT_NONE_PAGE;
     }
-    let mut f = PRESENT | USER;
-    if prot.contains(Prot::WRITE) {
-        f |= WRITABLE;
-    }
-    if !prot.contains(Prot::EXEC) {
-        f |= NX;
-    }
+    let mut f = PteFlags::PRESENT | PteFlags::USER;
+    f.set(PteFlags::WRITABLE, prot.contains(Prot::WRITE));
+    f.set(PteFlags::NX, !prot.contains(Prot::EXEC));
     f
 }
 
@@ -114,10 +138,10 @@ impl<P: Platform> PageTable<P> {
             // Acquire pairs with the Release compare-exchange below (ours or
             // another CPU's): the zeroed contents of the table are visible.
             let mut cur = e.load(Ordering::Acquire);
-            if cur & PRESENT == 0 {
+            if !present(cur) {
                 let new = new_table::<P>()?;
                 // Upper levels grant everything; the leaf decides the rights.
-                let want = new | PRESENT | WRITABLE | USER;
+                let want = new | (PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::USER).bits();
                 // Release: the zeroing of `new` happens before another CPU
                 // walks into it. Acquire on failure: as the load above.
                 match e.compare_exchange(0, want, Ordering::Release, Ordering::Acquire) {
@@ -143,7 +167,7 @@ impl<P: Platform> PageTable<P> {
         for level in (2..=4).rev() {
             // Acquire: as in `leaf_alloc`.
             let cur = entry::<P>(table, index(va, level)).load(Ordering::Acquire);
-            if cur & PRESENT == 0 {
+            if !present(cur) {
                 return None;
             }
             table = cur & ADDR_MASK;
@@ -170,12 +194,12 @@ impl<P: Platform> PageTable<P> {
 
     /// Rewrite the flags of the pages present in `range` (mmap write lock
     /// held, VMAs write-locked). Returns whether anything changed.
-    pub fn protect(&self, range: Range<u64>, flags: u64) -> bool {
+    pub fn protect(&self, range: Range<u64>, flags: PteFlags) -> bool {
         let mut changed = false;
         self.for_each_leaf(range, &mut |e, _va| {
             let old = e.load(Ordering::Relaxed);
             if old != 0 {
-                let new = (old & ADDR_MASK) | flags;
+                let new = (old & ADDR_MASK) | flags.bits();
                 if new != old {
                     e.store(new, Ordering::Relaxed);
                     changed = true;
@@ -283,7 +307,7 @@ fn walk<P: Platform>(
             continue;
         }
         let cur = e.load(Ordering::Acquire);
-        if cur & PRESENT != 0 {
+        if present(cur) {
             walk::<P>(cur & ADDR_MASK, level - 1, start, range, f);
         }
     }
@@ -304,7 +328,7 @@ fn free_tables_in<P: Platform>(
     for (i, start) in entries_in(level, base, range) {
         let e = entry::<P>(table, i);
         let cur = e.load(Ordering::Relaxed);
-        if cur & PRESENT == 0 {
+        if !present(cur) {
             continue;
         }
         let child = cur & ADDR_MASK;
@@ -334,7 +358,7 @@ fn census_in<P: Platform>(table: u64, level: u32, leaves: &mut u64, tables: &mut
         let cur = entry::<P>(table, i).load(Ordering::Acquire);
         if level == 1 {
             *leaves += (cur != 0) as u64;
-        } else if cur & PRESENT != 0 {
+        } else if present(cur) {
             *tables += 1;
             census_in::<P>(cur & ADDR_MASK, level - 1, leaves, tables);
         }

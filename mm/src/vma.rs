@@ -11,49 +11,31 @@
 //! detached (`refcnt == 0`) and not yet handed to a reader; attaching it
 //! publishes them with a Release store of `refcnt` (see `vma_lock::attach`).
 //! So while a reader holds a reference they do not change: a change of range
-//! or protection is made by replacing the VMA with a new one (`mm.rs`).
+//! or protection is made by replacing the VMA with a new one (`mm/edit.rs`).
 
 use core::ops::Range;
 use core::ptr::NonNull;
 
-use crate::mm::Mm;
+use crate::mm::{Mm, MmapLocked};
 use crate::platform::Platform;
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// Page size: 4 KiB.
 pub const PAGE_SIZE: u64 = 4096;
 
-/// Protection flags of a VMA (`PROT_READ | PROT_WRITE | PROT_EXEC`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Prot(u32);
-
-impl Prot {
-    pub const NONE: Prot = Prot(0);
-    pub const READ: Prot = Prot(1);
-    pub const WRITE: Prot = Prot(2);
-    pub const EXEC: Prot = Prot(4);
-    pub const RW: Prot = Prot(3);
-    const ALL: u32 = 7;
-
-    /// Flags from user bits; `None` if an unknown bit is set.
-    pub fn from_bits(bits: u32) -> Option<Prot> {
-        (bits & !Self::ALL == 0).then_some(Prot(bits))
-    }
-
-    pub fn bits(self) -> u32 {
-        self.0
-    }
-
-    pub fn contains(self, other: Prot) -> bool {
-        self.0 & other.0 == other.0
+bitflags::bitflags! {
+    /// Protection flags of a VMA (`PROT_READ | PROT_WRITE | PROT_EXEC`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct Prot: u32 {
+        const READ = 1;
+        const WRITE = 2;
+        const EXEC = 4;
+        const RW = Self::READ.bits() | Self::WRITE.bits();
     }
 }
 
-impl core::ops::BitOr for Prot {
-    type Output = Prot;
-    fn bitor(self, rhs: Prot) -> Prot {
-        Prot(self.0 | rhs.0)
-    }
+impl Prot {
+    pub const NONE: Prot = Prot::empty();
 }
 
 /// Written over the fields of a freed VMA in debug builds (see `vma_cache.rs`).
@@ -142,7 +124,8 @@ impl<P: Platform> Vma<P> {
     }
 
     pub fn prot(&self) -> Prot {
-        Prot(self.prot.load(Ordering::Relaxed))
+        // Poison bits are kept, so a stale reader sees them as such.
+        Prot::from_bits_retain(self.prot.load(Ordering::Relaxed))
     }
 
     /// The owner, as last published. A stale reader must compare it with its
@@ -205,14 +188,68 @@ impl<P: Platform> VmaPtr<P> {
         self.0.as_ptr()
     }
 
-    /// The VMA.
+    /// The VMA, for a holder of its address space's `mmap_lock`.
+    ///
+    /// What the witness proves: `guard` holds an address space's mmap lock
+    /// (read or write), and detaching a VMA needs the write lock, so no VMA
+    /// of that address space is detached or freed before the guard drops;
+    /// the reference cannot outlive the guard. What it does not prove: that
+    /// this pointer belongs to *that* address space (the types cannot see
+    /// where it came from), hence `unsafe`. (The returned reference borrows
+    /// `guard`: the elided lifetime is the guard's.) [`MmapLocked::find`] and
+    /// [`MmapLocked::overlapping`] look up under the guard and need none.
     ///
     /// # Safety
-    /// The memory must still belong to the VMA cache: the caller is inside the
-    /// RCU read section in which it found the pointer, or holds a reference,
-    /// or holds the mmap write lock of the VMA's owner.
-    pub unsafe fn get<'a>(self) -> &'a Vma<P> {
-        // SAFETY: the caller guarantees the memory is live (type-stable).
+    /// The VMA belongs to the address space whose mmap lock `guard` holds:
+    /// it was found in that address space's tree while `guard` was held, or
+    /// was allocated for it by the holder of `guard` and not freed since.
+    pub unsafe fn get<G: MmapLocked<P> + ?Sized>(self, guard: &G) -> &Vma<P> {
+        let _ = guard;
+        // SAFETY: by the contract the VMA is attached to (or being built
+        // for) the locked address space, and only a holder of its write lock
+        // can free it, which cannot happen while `guard` lives.
+        unsafe { self.get_unchecked() }
+    }
+
+    /// The VMA's memory, for a lockless reader inside an RCU read section.
+    ///
+    /// What the witness proves: the memory stays a `Vma` while `guard`
+    /// lives. VMA memory is type-stable (`vma_cache.rs`): it goes back to the
+    /// allocator only a grace period after it leaves the cache, and no grace
+    /// period ends while `guard` does not. What it does not prove: that it
+    /// is still the VMA the pointer was found as. It may be detached, freed
+    /// and reused for another range or another address space at any moment;
+    /// only the lock protocol makes it stable (`vma_start_read`, then the
+    /// owner and range re-checks of `lookup.rs`).
+    ///
+    /// # Safety
+    /// The memory had not gone back to the allocator when `guard`'s section
+    /// began: true if `self` was found in a VMA tree inside this section, or
+    /// the VMA has been kept attached since it was found.
+    pub unsafe fn get_rcu(self, guard: &P::ReadGuard) -> &Vma<P> {
+        let _ = guard;
+        // SAFETY: live when the section began (contract) and not returned to
+        // the allocator before a grace period, which outlasts `guard`.
+        unsafe { self.get_unchecked() }
+    }
+
+    /// The VMA with a lifetime nobody checks. Crate-private, for the two
+    /// places that hold the VMA alive by other means: the cache that owns
+    /// it (`vma_cache.rs`), and a reader holding a reference count on it
+    /// (`lookup.rs`).
+    ///
+    /// # Safety
+    /// The memory stays a live `Vma` for `'a`: the caller owns it (it is on
+    /// the cache's free list, or just allocated) or holds a reference count
+    /// on it that it drops only after `'a`.
+    pub(crate) unsafe fn get_unchecked<'a>(self) -> &'a Vma<P> {
+        // SAFETY: live for `'a` by the caller's contract.
         unsafe { self.0.as_ref() }
+    }
+}
+
+impl<P: Platform> From<&Vma<P>> for VmaPtr<P> {
+    fn from(vma: &Vma<P>) -> Self {
+        VmaPtr(NonNull::from(vma))
     }
 }

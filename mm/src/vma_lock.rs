@@ -306,8 +306,10 @@ mod tests {
     #[test]
     fn read_lock_and_put_balance() {
         let (mm, v) = setup(0);
-        // SAFETY: `mm` (alive for the test) holds the VMA attached; nothing unmaps it.
-        let vma = unsafe { v.get() };
+        let rcu = Host::read_lock();
+        // SAFETY: attached to its address space (alive for the test) when
+        // this read section began.
+        let vma = unsafe { v.get_rcu(&rcu) };
         let _g = Host::read_lock();
         assert_eq!(vma_start_read(&mm, vma), Ok(()));
         assert_eq!(vma.refcnt(), 2);
@@ -320,8 +322,10 @@ mod tests {
     #[test]
     fn write_locked_until_mmap_write_unlock() {
         let (mm, v) = setup(0);
-        // SAFETY: `mm` (alive for the test) holds the VMA attached; nothing unmaps it.
-        let vma = unsafe { v.get() };
+        let rcu = Host::read_lock();
+        // SAFETY: attached to its address space (alive for the test) when
+        // this read section began.
+        let vma = unsafe { v.get_rcu(&rcu) };
         {
             let _w = mm.write_lock();
             vma_start_write(&mm, vma);
@@ -338,8 +342,10 @@ mod tests {
     #[test]
     fn ref_limit_and_pending_writer_make_readers_fail() {
         let (mm, v) = setup(0);
-        // SAFETY: `mm` (alive for the test) holds the VMA attached; nothing unmaps it.
-        let vma = unsafe { v.get() };
+        let rcu = Host::read_lock();
+        // SAFETY: attached to its address space (alive for the test) when
+        // this read section began.
+        let vma = unsafe { v.get_rcu(&rcu) };
         vma.refcnt.store(REF_LIMIT - 1, Ordering::Relaxed);
         assert_eq!(vma_start_read(&mm, vma), Ok(()));
         assert_eq!(vma.refcnt(), REF_LIMIT);
@@ -354,8 +360,10 @@ mod tests {
     #[test]
     fn detached_vma_reports_detached() {
         let (mm, v) = setup(0);
-        // SAFETY: `mm` (alive for the test) holds the VMA attached; nothing unmaps it.
-        let vma = unsafe { v.get() };
+        let rcu = Host::read_lock();
+        // SAFETY: attached to its address space (alive for the test) when
+        // this read section began.
+        let vma = unsafe { v.get_rcu(&rcu) };
         mm.unmap(X, 4096).unwrap();
         assert_eq!(vma.refcnt(), 0);
         assert_eq!(vma_start_read(&mm, vma), Err(ReadLockError::Detached));
@@ -370,8 +378,10 @@ mod tests {
         b.map(MapAt::Fixed(X), 4096, Prot::READ.bits()).unwrap();
         let g = Host::read_lock();
         let v = b.find_vma_rcu(X, &g).unwrap();
-        // SAFETY: `mm` (alive for the test) holds the VMA attached; nothing unmaps it.
-        let vma = unsafe { v.get() };
+        let rcu = Host::read_lock();
+        // SAFETY: attached to its address space (alive for the test) when
+        // this read section began.
+        let vma = unsafe { v.get_rcu(&rcu) };
         assert_eq!(vma_start_read(&a, vma), Err(ReadLockError::Failed));
         assert_eq!(vma.refcnt(), 1);
         assert_eq!(Host::held_locks(), 0);
@@ -381,8 +391,10 @@ mod tests {
     fn lock_seq_wrap_gives_false_locked_never_false_unlocked() {
         // Created under u32::MAX; the unlock wraps mm.lock_seq to 0.
         let (mm, v) = setup(u32::MAX - 1);
-        // SAFETY: `mm` (alive for the test) holds the VMA attached; nothing unmaps it.
-        let vma = unsafe { v.get() };
+        let rcu = Host::read_lock();
+        // SAFETY: attached to its address space (alive for the test) when
+        // this read section began.
+        let vma = unsafe { v.get_rcu(&rcu) };
         assert_eq!(mm.lock_seq(), 0);
         assert_eq!(vma.lock_seq(), u32::MAX);
         // A stale VMA lock_seq equal to the next odd value (as if locked
@@ -398,9 +410,8 @@ mod tests {
         let mm2 = Mm::with_lock_seq(Arc::new(VmaCache::<Host>::new()), u32::MAX - 1).unwrap();
         mm2.map(MapAt::Fixed(X), 4096, Prot::READ.bits()).unwrap();
         let g = Host::read_lock();
-        // SAFETY: inside the RCU read section `g` in which the pointer was found.
-        let v2 = unsafe { mm2.find_vma_rcu(X, &g).unwrap().get() };
-        drop(g);
+        // SAFETY: found in the tree inside the read section `g`.
+        let v2 = unsafe { mm2.find_vma_rcu(X, &g).unwrap().get_rcu(&g) };
         for _ in 0..3 {
             let _w = mm2.write_lock();
             vma_start_write(&mm2, v2);

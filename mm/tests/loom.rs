@@ -16,7 +16,7 @@ use loom::thread;
 use mm::fault::{Access, FaultOutcome, Held, handle_fault};
 use mm::lookup::lock_vma_under_rcu;
 use mm::loom_platform::Loom;
-use mm::mm::{MapAt, Mm, MmRef};
+use mm::mm::{MapAt, Mm, MmRef, MmapLocked};
 use mm::platform::{Platform, Rcu};
 use mm::vma::{Prot, VmaPtr};
 use mm::vma_cache::VmaCache;
@@ -106,10 +106,10 @@ fn loom_seed_detach_race() {
         let reader = {
             let mm = mm.clone();
             thread::spawn(move || {
-                let _rcu = Loom::read_lock();
+                let rcu = Loom::read_lock();
                 // SAFETY: found in the tree; VMA memory is type-stable and
                 // the model never returns it to the allocator before the end.
-                let vma = unsafe { v.get() };
+                let vma = unsafe { v.get_rcu(&rcu) };
                 if vma_start_read(&mm, vma).is_ok() {
                     assert!(!vma.is_poisoned(), "read-locked VMA freed");
                     assert_eq!(vma.range(), X..X + PAGE);
@@ -124,11 +124,13 @@ fn loom_seed_detach_race() {
         };
         // The writer: unmap = write-lock, remove from the tree, detach, free.
         mm.unmap(X, PAGE).unwrap();
+        let rcu = Loom::read_lock();
         // SAFETY: type-stable memory, see above.
-        let vma = unsafe { v.get() };
+        let vma = unsafe { v.get_rcu(&rcu) };
         assert_eq!(vma.refcnt(), 0, "detach returned with references left");
         reader.join().unwrap();
         assert_eq!(vma.refcnt(), 0, "final count not 0");
+        drop(rcu);
         drop(mm);
         finish();
     });
@@ -152,18 +154,22 @@ fn loom_reader_vs_reuse_other_mm() {
         let mm_b = Mm::new(cache.clone()).unwrap();
         mm_b.map(MapAt::Fixed(2 * X), PAGE, Prot::READ.bits())
             .unwrap();
-        // SAFETY: type-stable memory.
+        let rcu = Loom::read_lock();
+        // SAFETY: type-stable memory, returned to the allocator only in
+        // `finish`.
+        let reused = unsafe { v.get_rcu(&rcu) };
         assert!(
-            core::ptr::eq(unsafe { v.get() }.mm_ptr(), mm_b.as_ptr()),
+            core::ptr::eq(reused.mm_ptr(), mm_b.as_ptr()),
             "setup: VMA not reused"
         );
+        drop(rcu);
         let mm_a = Arc::new(mm_a);
         let reader = {
             let mm_a = mm_a.clone();
             thread::spawn(move || {
-                let _rcu = Loom::read_lock();
-                // SAFETY: type-stable memory.
-                let r = vma_start_read(&mm_a, unsafe { v.get() });
+                let rcu = Loom::read_lock();
+                // SAFETY: type-stable memory, see above.
+                let r = vma_start_read(&mm_a, unsafe { v.get_rcu(&rcu) });
                 assert!(r.is_err(), "read-locked a VMA of another address space");
                 assert_eq!(Loom::held_locks(), 0);
             })
@@ -198,9 +204,10 @@ fn loom_writer_waits_for_readers() {
             })
         };
         {
-            let _w = mm.write_lock();
-            // SAFETY: attached VMA of `mm`, mmap write lock held.
-            vma_start_write(&mm, unsafe { v.get() });
+            let w = mm.write_lock();
+            let (_, vma) = w.find(X).unwrap();
+            assert_eq!(VmaPtr::from(vma), v);
+            vma_start_write(&mm, vma);
             assert!(
                 !inside.load(Ordering::Relaxed),
                 "writer got the VMA while a reader was inside"
@@ -238,9 +245,9 @@ fn loom_unlock_publishes_vma_changes() {
             })
         };
         {
-            let _w = mm.write_lock();
-            // SAFETY: attached VMA of `mm`, mmap write lock held.
-            let vma = unsafe { v.get() };
+            let w = mm.write_lock();
+            let (_, vma) = w.find(X).unwrap();
+            assert_eq!(VmaPtr::from(vma), v);
             vma_start_write(&mm, vma);
             // A change only the mmap_lock holder may make.
             assert_eq!(
@@ -265,9 +272,10 @@ fn loom_no_lost_writer_wakeup() {
         let reader = {
             let mm = mm.clone();
             thread::spawn(move || {
-                let _rcu = Loom::read_lock();
-                // SAFETY: type-stable memory.
-                let vma = unsafe { v.get() };
+                let rcu = Loom::read_lock();
+                // SAFETY: type-stable memory, returned to the allocator only
+                // in `finish`.
+                let vma = unsafe { v.get_rcu(&rcu) };
                 match vma_start_read(&mm, vma) {
                     Ok(()) => vma_refcount_put(vma),
                     Err(ReadLockError::Failed | ReadLockError::Detached) => {}
@@ -275,9 +283,10 @@ fn loom_no_lost_writer_wakeup() {
             })
         };
         {
-            let _w = mm.write_lock();
-            // SAFETY: attached VMA of `mm`, mmap write lock held.
-            vma_start_write(&mm, unsafe { v.get() });
+            let w = mm.write_lock();
+            let (_, vma) = w.find(X).unwrap();
+            assert_eq!(VmaPtr::from(vma), v);
+            vma_start_write(&mm, vma);
         }
         reader.join().unwrap();
         drop(mm);
@@ -308,16 +317,19 @@ fn loom_lock_seq_wrap() {
             })
         };
         {
-            let _w = mm.write_lock();
-            // SAFETY: attached VMA of `mm`, mmap write lock held.
-            vma_start_write(&mm, unsafe { v.get() });
+            let w = mm.write_lock();
+            let (_, vma) = w.find(X).unwrap();
+            assert_eq!(VmaPtr::from(vma), v);
+            vma_start_write(&mm, vma);
             in_window.store(true, Ordering::Relaxed);
             thread::yield_now();
             in_window.store(false, Ordering::Relaxed);
         }
         reader.join().unwrap();
-        // SAFETY: type-stable memory.
-        assert_eq!(unsafe { v.get() }.lock_seq(), 1);
+        let rcu = Loom::read_lock();
+        // SAFETY: still attached to `mm`.
+        assert_eq!(unsafe { v.get_rcu(&rcu) }.lock_seq(), 1);
+        drop(rcu);
         drop(mm);
         finish();
     });
@@ -356,12 +368,12 @@ fn loom_reader_vs_reuse_same_mm_other_range() {
         };
         mm.unmap(X, PAGE).unwrap();
         assert_eq!(mm.map(MapAt::Fixed(Y), PAGE, Prot::RW.bits()), Ok(Y));
-        // SAFETY: type-stable memory.
-        assert_eq!(
-            unsafe { v.get() }.range(),
-            Y..Y + PAGE,
-            "setup: VMA memory not reused"
-        );
+        {
+            let w = mm.write_lock();
+            let (range, vma) = w.find(Y).unwrap();
+            assert_eq!(range, Y..Y + PAGE);
+            assert_eq!(VmaPtr::from(vma), v, "setup: VMA memory not reused");
+        }
         reader.join().unwrap();
         drop(mm);
         assert_eq!(cache.in_use(), 0);
@@ -391,9 +403,8 @@ fn loom_attach_publishes_reused_vma() {
                 let rcu = Loom::read_lock();
                 // SAFETY: found in the tree; type-stable memory that the
                 // model never returns to the allocator before the end.
-                let vma = unsafe { v.get() };
+                let vma = unsafe { v.get_rcu(&rcu) };
                 if vma_start_read(&mm, vma).is_ok() {
-                    drop(rcu);
                     let seen = (vma.range(), vma.prot());
                     assert!(
                         seen == (X..X + PAGE, Prot::RW) || seen == (Y..Y + PAGE, Prot::READ),
@@ -401,17 +412,21 @@ fn loom_attach_publishes_reused_vma() {
                     );
                     vma_refcount_put(vma);
                 }
+                // The reference is borrowed from the read section, so the
+                // section lasts until the reader is done with it (the
+                // ordering checked here does not depend on RCU).
+                drop(rcu);
                 assert_eq!(Loom::held_locks(), 0);
             })
         };
         mm.unmap(X, PAGE).unwrap();
         assert_eq!(mm.map(MapAt::Fixed(Y), PAGE, Prot::READ.bits()), Ok(Y));
-        // SAFETY: type-stable memory.
-        assert_eq!(
-            unsafe { v.get() }.range(),
-            Y..Y + PAGE,
-            "setup: VMA memory not reused"
-        );
+        {
+            let w = mm.write_lock();
+            let (range, vma) = w.find(Y).unwrap();
+            assert_eq!(range, Y..Y + PAGE);
+            assert_eq!(VmaPtr::from(vma), v, "setup: VMA memory not reused");
+        }
         reader.join().unwrap();
         drop(mm);
         assert_eq!(cache.in_use(), 0);

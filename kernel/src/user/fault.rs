@@ -115,7 +115,9 @@ pub fn user_exception(frame: &mut TrapFrame, why: FaultReason) {
 /// process context), so ending the thread leaves the CPU's books balanced.
 pub fn deliver(frame: &mut TrapFrame, why: FaultReason, addr: u64) {
     debug_assert!(frame.from_user());
-    let ts = thread_state();
+    // SAFETY: the thread's own fault path; `ts` is not used once
+    // `end_process` (which may end the thread) is reached.
+    let ts = unsafe { thread_state() };
     if ts.fault_handler != 0 && ts.saved.is_none() {
         // Deliver to the handler: it runs on its own stack with the fault's
         // address, reason, RIP and error code; FAULT_RETURN restores `saved`.

@@ -123,11 +123,16 @@ pub fn current_process() -> &'static Arc<Process> {
     current_thread().user.as_ref().expect("not a user thread")
 }
 
-/// The thread's own user state.
-#[allow(clippy::mut_from_ref)]
-pub fn thread_state() -> &'static mut ThreadState {
-    // SAFETY: only the thread itself touches its `uthread`, from its own
-    // syscalls and faults, which do not nest with each other.
+/// The running thread's own user state.
+///
+/// # Safety
+/// Called by a user thread on its own behalf (its syscall, fault or start
+/// path), and the reference is the only one alive: the caller drops it
+/// before anything that could take another (those paths do not nest with
+/// each other, and nobody else touches a thread's `uthread`).
+pub unsafe fn thread_state() -> &'static mut ThreadState {
+    // SAFETY: the running thread's own `uthread`, with no other reference
+    // alive (the caller's contract).
     unsafe { &mut *current_thread().uthread.get() }
 }
 
@@ -281,7 +286,8 @@ pub fn thread_count(p: &Process) -> usize {
 /// it ever ran ends it here.
 fn start_thread() {
     check_killed();
-    let (rip, rsp, arg) = thread_state()
+    // SAFETY: the thread's own start path; the reference ends here.
+    let (rip, rsp, arg) = unsafe { thread_state() }
         .start
         .take()
         .expect("a thread without a start");

@@ -209,7 +209,8 @@ fn fault_counters(buf: u64, len: u64) -> SysResult {
 }
 
 fn set_fault_handler(entry: u64, stack_top: u64) -> SysResult {
-    let ts = thread_state();
+    // SAFETY: the thread's own syscall; `ts` is not kept past it.
+    let ts = unsafe { thread_state() };
     if entry == 0 {
         ts.fault_handler = 0;
         return Ok(0);
@@ -226,7 +227,8 @@ fn set_fault_handler(entry: u64, stack_top: u64) -> SysResult {
 }
 
 fn fault_return(frame: &mut TrapFrame, resume_rip: u64) -> SysResult {
-    let ts = thread_state();
+    // SAFETY: the thread's own syscall; `ts` is not kept past it.
+    let ts = unsafe { thread_state() };
     let saved = ts.saved.as_ref().ok_or(Errno::EINVAL)?;
     let mut restored = TrapFrame::default();
     restore_frame(&mut restored, saved);

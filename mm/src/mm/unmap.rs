@@ -1,0 +1,76 @@
+//! `unmap`: remove a range from the address space (Linux's `munmap`).
+
+use alloc::vec::Vec;
+use core::ops::Range;
+use core::sync::atomic::Ordering as CoreOrdering;
+
+use super::edit::NewVma;
+use super::{Mm, MmError, MmapLocked, MmapWriteGuard, check_range};
+use crate::page_table::Unhooked;
+use crate::platform::Platform;
+
+impl<P: Platform> Mm<P> {
+    /// Unmap `[addr, addr + len)`; VMAs that straddle an edge are split.
+    pub fn unmap(&self, addr: u64, len: u64) -> Result<(), MmError> {
+        check_range(addr, len)?;
+        let w = self.write_lock();
+        let range = addr..addr + len;
+        // Only a hole in the middle of a VMA adds one (as on Linux, munmap
+        // may fail with ENOMEM then).
+        if w.overlapping(range.clone())
+            .iter()
+            .any(|(r, _)| r.start < range.start && r.end > range.end)
+        {
+            self.room_for(1)?;
+        }
+        self.unmap_locked(&w, range);
+        Ok(())
+    }
+
+    /// Unmap under the write lock: split, detach, clear the page table, shoot
+    /// down the TLB, then free frames and unused page-table pages.
+    pub(super) fn unmap_locked(&self, w: &MmapWriteGuard<'_, P>, range: Range<u64>) {
+        self.remove_vmas(w, range.clone());
+        let mut out = Unhooked::default();
+        self.page_table.clear(range.clone(), &mut out);
+        self.page_table
+            .free_tables(range, &|span| self.is_covered(span), &mut out);
+        if let Some(span) = out.span.clone() {
+            // Only after every CPU has dropped the translations (and cached
+            // paging-structure entries) may the frames be reused.
+            P::tlb_shootdown(self.page_table.root(), self.cpus_to_flush(), span);
+        }
+        self.free_unhooked(out);
+    }
+
+    /// Take the VMAs overlapping `range` out of the tree, keeping the parts
+    /// of them that lie outside it.
+    fn remove_vmas(&self, w: &MmapWriteGuard<'_, P>, range: Range<u64>) {
+        let old = w.overlapping(range.clone());
+        if old.is_empty() {
+            return;
+        }
+        let mut keep: Vec<NewVma> = Vec::new();
+        for (r, vma) in &old {
+            let anon = vma.anon_ready();
+            if r.start < range.start {
+                keep.push((r.start..range.start, vma.prot(), anon));
+            }
+            if r.end > range.end {
+                keep.push((range.end..r.end, vma.prot(), anon));
+            }
+        }
+        self.edit(w, &old, &keep);
+    }
+
+    /// Give back frames and page-table pages unhooked (and shot down).
+    fn free_unhooked(&self, out: Unhooked) {
+        self.rss
+            .fetch_sub(out.pages.len() as u64, CoreOrdering::Relaxed);
+        self.pt_pages
+            .fetch_sub(out.tables.len() as u64, CoreOrdering::Relaxed);
+        for pa in out.pages.into_iter().chain(out.tables) {
+            P::free_frame(pa);
+        }
+    }
+}
