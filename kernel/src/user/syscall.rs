@@ -145,7 +145,7 @@ fn mmap(addr: u64, len: u64, prot: u64, flags: u64) -> SysResult {
         Placement::Anywhere { hint: None } => MapAt::Any,
     };
     current_process()
-        .with_mm(|mm| mm.map(at, req.len, req.prot as u32))
+        .with_mm(|mm| mm.map(at, req.len, req.prot.bits() as u32))
         .ok_or(Errno::ESRCH)?
         .map_err(map_err)
 }
@@ -163,7 +163,7 @@ fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
     let (start, end) = mman::check_range(addr, len)?;
     let prot = mman::check_prot(prot)?;
     current_process()
-        .with_mm(|mm| mm.protect(start, end - start, prot as u32))
+        .with_mm(|mm| mm.protect(start, end - start, prot.bits() as u32))
         .ok_or(Errno::ESRCH)?
         .map_err(map_err)?;
     Ok(0)
