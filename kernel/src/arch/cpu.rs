@@ -211,7 +211,6 @@ pub fn halt_forever() -> ! {
     }
 }
 
-pub const MSR_APIC_BASE: u32 = 0x1B;
 pub const MSR_EFER: u32 = 0xC000_0080;
 pub const MSR_GS_BASE: u32 = 0xC000_0101;
 pub const MSR_KERNEL_GS_BASE: u32 = 0xC000_0102;
