@@ -13,7 +13,7 @@ use volatile::VolatilePtr;
 use x86_64::registers::model_specific::{ApicBase, ApicBaseFlags, Msr};
 
 use super::cpu;
-use super::trap::{VECTOR_SPURIOUS, VECTOR_TIMER};
+use super::idt::{VECTOR_SPURIOUS, VECTOR_TIMER};
 use crate::memory::phys_to_virt;
 
 const REG_ID: u32 = 0x20;

@@ -76,11 +76,8 @@ pub fn init(kernel_end_phys: u64) {
     let end = frame::max_phys().max(1 << 32).next_multiple_of(TWO_MIB);
     let mut pa = 0;
     while pa < end {
-        let mut flags = Flags::PRESENT
-            | Flags::WRITABLE
-            | Flags::HUGE_PAGE
-            | Flags::GLOBAL
-            | Flags::NO_EXECUTE;
+        let mut flags =
+            Flags::PRESENT | Flags::WRITABLE | Flags::HUGE_PAGE | Flags::GLOBAL | Flags::NO_EXECUTE;
         if (0xC000_0000..0x1_0000_0000).contains(&pa) {
             flags |= Flags::NO_CACHE | Flags::WRITE_THROUGH;
         }
@@ -153,7 +150,11 @@ pub fn unmap_4k(va: u64) -> Option<u64> {
 
 fn leaf_entry(va: u64) -> Option<&'static mut PageTableEntry> {
     let mut t = kernel_pml4();
-    for level in [PageTableLevel::Four, PageTableLevel::Three, PageTableLevel::Two] {
+    for level in [
+        PageTableLevel::Four,
+        PageTableLevel::Three,
+        PageTableLevel::Two,
+    ] {
         let e = &table(t)[index(va, level)];
         if !e.flags().contains(Flags::PRESENT) || e.flags().contains(Flags::HUGE_PAGE) {
             return None;

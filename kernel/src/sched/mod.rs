@@ -34,7 +34,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::percpu::{self, MAX_CPUS};
-use crate::arch::{apic, cpu, trap};
+use crate::arch::{apic, cpu, idt};
 use crate::memory::kstack::KernelStack;
 use crate::sync::SpinLock;
 use crate::sync::spinlock::SpinLockGuard;
@@ -257,7 +257,7 @@ fn enqueue(t: Arc<Task>, cpu: usize) {
         // Wake a halted CPU; a busy one picks the task up at its next tick.
         apic::send_ipi(
             percpu::get(cpu).apic_id.load(Ordering::Relaxed),
-            trap::VECTOR_WAKEUP,
+            idt::VECTOR_WAKEUP,
         );
     } else {
         percpu::get(cpu).need_resched.store(true, Ordering::Relaxed);
@@ -389,9 +389,9 @@ fn take_ready(q: &mut VecDeque<Arc<Task>>, me: usize, prev_ptr: *mut Task) -> Op
     // Never wait for a task still being switched out elsewhere: two CPUs
     // each waiting for the other's outgoing task would deadlock. Skip
     // such a task (it stays queued; `need_resched` brings us back).
-    let ready = q.iter().position(|t| {
-        core::ptr::eq(Arc::as_ptr(t), prev_ptr) || !t.on_cpu.load(Ordering::Acquire)
-    });
+    let ready = q
+        .iter()
+        .position(|t| core::ptr::eq(Arc::as_ptr(t), prev_ptr) || !t.on_cpu.load(Ordering::Acquire));
     if ready.is_none() && !q.is_empty() {
         percpu::get(me).need_resched.store(true, Ordering::Relaxed);
     }

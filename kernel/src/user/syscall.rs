@@ -246,13 +246,14 @@ fn fault_return(frame: &mut TrapFrame, resume_rip: u64) -> SysResult {
 /// from the CPU, so today only NT and TF can be there to drop; the check
 /// keeps it that way whatever fills the frame.
 pub fn check_restored(f: &mut TrapFrame) -> Result<(), Errno> {
-    use super::entry::{IF, TF, USER_FLAGS, is_canonical_user};
+    use super::entry::{is_canonical_user, user_rflags};
+    use x86_64::registers::rflags::RFlags;
     if !is_canonical_user(f.rip) {
         return Err(Errno::EINVAL);
     }
-    f.cs = u64::from(crate::arch::gdt::USER_CS);
-    f.ss = u64::from(crate::arch::gdt::USER_DS);
-    f.rflags = (f.rflags & USER_FLAGS & !TF) | IF | 2;
+    f.cs = u64::from(crate::arch::gdt::USER_CS.0);
+    f.ss = u64::from(crate::arch::gdt::USER_DS.0);
+    f.rflags = user_rflags(f.rflags, RFlags::TRAP_FLAG);
     Ok(())
 }
 
