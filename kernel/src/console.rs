@@ -46,10 +46,9 @@ pub fn init() {
 }
 
 /// Write `bytes` to COM1, turning each `\n` into `\r\n`, one byte at a time,
-/// each once the transmitter is empty (as `send_bytes_exact` does for a
-/// one-byte slice). Handing the driver whole lines lets it fill the 16-byte
-/// FIFO in bursts, and under QEMU on a loaded host that lost whole lines of
-/// the log (the test runner then saw tests that never reported).
+/// each once the transmitter is empty (`send_bytes_exact` on a one-byte
+/// slice): the same pacing as the console always had, so the serial log the
+/// test runner reads arrives exactly as before.
 fn put_bytes(bytes: &[u8]) {
     let mut uart = com1();
     for &b in bytes {
