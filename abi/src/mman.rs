@@ -28,24 +28,55 @@ pub const USER_START: u64 = 0x1_0000;
 /// leave a non-canonical RIP for `sysret` to fault on in ring 0.
 pub const USER_END: u64 = 0x7fff_ffff_f000;
 
-/// No access: any access faults with [`crate::FaultReason::ProtNone`] (reads)
-/// or the matching reason.
-pub const PROT_NONE: u64 = 0;
-/// Readable.
-pub const PROT_READ: u64 = 1;
-/// Writable (implies readable on x86).
-pub const PROT_WRITE: u64 = 2;
-/// Executable (without it the pages are mapped NX).
-pub const PROT_EXEC: u64 = 4;
-/// Every valid `prot` bit.
-pub const PROT_MASK: u64 = PROT_READ | PROT_WRITE | PROT_EXEC;
+bitflags::bitflags! {
+    /// The `prot` argument of `MMAP` and `MPROTECT`. No bit set: no access
+    /// (any access faults with [`crate::FaultReason::ProtNone`]).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Prot: u64 {
+        /// Readable.
+        const READ = 1;
+        /// Writable (implies readable on x86).
+        const WRITE = 2;
+        /// Executable (without it the pages are mapped NX).
+        const EXEC = 4;
+    }
+}
 
-/// Required: changes are private to the process (there is no sharing yet).
-pub const MAP_PRIVATE: u64 = 0x02;
-/// Place the mapping exactly at `addr`, replacing whatever was mapped there.
-pub const MAP_FIXED: u64 = 0x10;
-/// Required: zero-filled memory not backed by a file.
-pub const MAP_ANONYMOUS: u64 = 0x20;
+bitflags::bitflags! {
+    /// The `flags` argument of `MMAP`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct MapFlags: u64 {
+        /// Required: changes are private to the process (there is no
+        /// sharing yet).
+        const PRIVATE = 0x02;
+        /// Place the mapping exactly at `addr`, replacing whatever was
+        /// mapped there.
+        const FIXED = 0x10;
+        /// Required: zero-filled memory not backed by a file.
+        const ANONYMOUS = 0x20;
+    }
+}
+
+// The same values as raw numbers, as a program passes them in a syscall
+// register (and as C spells them).
+
+/// No access: see [`Prot`].
+pub const PROT_NONE: u64 = 0;
+/// [`Prot::READ`].
+pub const PROT_READ: u64 = Prot::READ.bits();
+/// [`Prot::WRITE`].
+pub const PROT_WRITE: u64 = Prot::WRITE.bits();
+/// [`Prot::EXEC`].
+pub const PROT_EXEC: u64 = Prot::EXEC.bits();
+/// Every valid `prot` bit.
+pub const PROT_MASK: u64 = Prot::all().bits();
+
+/// [`MapFlags::PRIVATE`].
+pub const MAP_PRIVATE: u64 = MapFlags::PRIVATE.bits();
+/// [`MapFlags::FIXED`].
+pub const MAP_FIXED: u64 = MapFlags::FIXED.bits();
+/// [`MapFlags::ANONYMOUS`].
+pub const MAP_ANONYMOUS: u64 = MapFlags::ANONYMOUS.bits();
 
 /// Rounds `len` up to whole pages; `None` if that overflows.
 pub fn page_align_up(len: u64) -> Option<u64> {
@@ -79,7 +110,7 @@ pub struct MmapRequest {
     pub placement: Placement,
     /// The length rounded up to whole pages (never zero).
     pub len: u64,
-    pub prot: u64,
+    pub prot: Prot,
 }
 
 /// Checks the arguments of `MMAP(addr, len, prot, flags)` in the order listed
@@ -93,20 +124,18 @@ pub struct MmapRequest {
 /// Not checked here (the kernel's job): room for a non-fixed mapping
 /// (`ENOMEM`), and a length beyond the memory the machine has (`ENOMEM`).
 pub fn check_mmap(addr: u64, len: u64, prot: u64, flags: u64) -> Result<MmapRequest, Errno> {
-    const REQUIRED: u64 = MAP_PRIVATE | MAP_ANONYMOUS;
-    if len == 0
-        || prot & !PROT_MASK != 0
-        || flags & REQUIRED != REQUIRED
-        || flags & !(REQUIRED | MAP_FIXED) != 0
-        || !is_page_aligned(addr)
-    {
+    let required = MapFlags::PRIVATE | MapFlags::ANONYMOUS;
+    let (Some(prot), Some(flags)) = (Prot::from_bits(prot), MapFlags::from_bits(flags)) else {
+        return Err(Errno::EINVAL);
+    };
+    if len == 0 || !flags.contains(required) || !is_page_aligned(addr) {
         return Err(Errno::EINVAL);
     }
     let len = page_align_up(len).ok_or(Errno::ENOMEM)?;
     if len > USER_END - USER_START {
         return Err(Errno::ENOMEM);
     }
-    let placement = if flags & MAP_FIXED != 0 {
+    let placement = if flags.contains(MapFlags::FIXED) {
         if addr < USER_START {
             // Linux's answer below `mmap_min_addr`: page 0 stays unmapped so
             // that null pointers fault.
@@ -150,12 +179,8 @@ pub fn check_range(addr: u64, len: u64) -> Result<(u64, u64), Errno> {
 }
 
 /// Checks the `prot` of `MPROTECT`: `EINVAL` for unknown bits.
-pub fn check_prot(prot: u64) -> Result<u64, Errno> {
-    if prot & !PROT_MASK != 0 {
-        Err(Errno::EINVAL)
-    } else {
-        Ok(prot)
-    }
+pub fn check_prot(prot: u64) -> Result<Prot, Errno> {
+    Prot::from_bits(prot).ok_or(Errno::EINVAL)
 }
 
 #[cfg(test)]
@@ -172,7 +197,7 @@ mod tests {
             Ok(MmapRequest {
                 placement: Placement::Anywhere { hint: None },
                 len: PAGE_SIZE,
-                prot: RW
+                prot: Prot::READ | Prot::WRITE
             })
         );
         let r = check_mmap(0x1000_0000, 3 * PAGE_SIZE, PROT_READ, PA | MAP_FIXED).unwrap();
@@ -246,7 +271,7 @@ mod tests {
             check_range(USER_END - 4096, 4096),
             Ok((USER_END - 4096, USER_END))
         );
-        assert_eq!(check_prot(PROT_MASK), Ok(PROT_MASK));
+        assert_eq!(check_prot(PROT_MASK), Ok(Prot::all()));
         assert_eq!(check_prot(8), Err(Errno::EINVAL));
     }
 

@@ -6,9 +6,17 @@
 //! owner-aware: a CPU that faults or panics while printing (and so already
 //! holds it) prints anyway instead of deadlocking, and a panicking CPU waits
 //! only a bounded time for another CPU's line to finish.
+//!
+//! The UART itself is driven by the `uart_16550` crate. The lock stays
+//! hand-written: it must be re-entrant on the owning CPU and give up after a
+//! bound while panicking, which no general-purpose lock does, and it must
+//! not go through lockdep (lockdep reports through this console).
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use uart_16550::backend::PioBackend;
+use uart_16550::{BaudRate, Config, Uart16550};
 
 use crate::arch::{cpu, percpu};
 
@@ -17,34 +25,45 @@ const NO_OWNER: usize = usize::MAX;
 
 static OWNER: AtomicUsize = AtomicUsize::new(NO_OWNER);
 
-pub fn init() {
-    cpu::outb(COM1 + 1, 0x00); // no UART interrupts: we poll
-    cpu::outb(COM1 + 3, 0x80); // DLAB on
-    cpu::outb(COM1, 0x01); // divisor 1 = 115200 baud
-    cpu::outb(COM1 + 1, 0x00);
-    cpu::outb(COM1 + 3, 0x03); // 8N1, DLAB off
-    cpu::outb(COM1 + 2, 0xC7); // FIFO on, cleared
-    cpu::outb(COM1 + 4, 0x03); // DTR, RTS
+/// A handle on COM1. The driver keeps no state the kernel relies on between
+/// lines (FIFO on, as `init` sets it), so each user makes its own handle
+/// instead of sharing one, which a CPU re-entering the console (an exception
+/// while printing) would alias.
+fn com1() -> Uart16550<PioBackend> {
+    // SAFETY: COM1's eight ports belong to the console; they are accessed
+    // only with the console lock held, or by `init` before any other CPU runs.
+    unsafe { Uart16550::new_port(COM1) }.expect("COM1's ports fit below 0x10000")
 }
 
-fn put_byte(b: u8) {
-    // Wait for the transmit holding register to empty (QEMU: at once).
-    while cpu::inb(COM1 + 5) & 0x20 == 0 {
-        cpu::pause();
+/// Set up COM1: 115200 baud 8N1, FIFOs on, no UART interrupts (we poll).
+/// A machine without COM1 boots silently.
+pub fn init() {
+    let config = Config {
+        baud_rate: BaudRate::Baud115200,
+        ..Config::DEFAULT
+    };
+    let _ = com1().init(config);
+}
+
+/// Write `bytes` to COM1, turning each `\n` into `\r\n`, one byte at a time,
+/// each once the transmitter is empty (`send_bytes_exact` on a one-byte
+/// slice): the same pacing as the console always had, so the serial log the
+/// test runner reads arrives exactly as before.
+fn put_bytes(bytes: &[u8]) {
+    let mut uart = com1();
+    for &b in bytes {
+        if b == b'\n' {
+            uart.send_bytes_exact(b"\r");
+        }
+        uart.send_bytes_exact(&[b]);
     }
-    cpu::outb(COM1, b);
 }
 
 struct Serial;
 
 impl Write for Serial {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                put_byte(b'\r');
-            }
-            put_byte(b);
-        }
+        put_bytes(s.as_bytes());
         Ok(())
     }
 }
@@ -162,12 +181,7 @@ fn print_line(level: Level, args: fmt::Arguments) {
 /// Raw bytes from a user program, written whole.
 pub fn write_bytes(b: &[u8]) {
     let _g = lock();
-    for &c in b {
-        if c == b'\n' {
-            put_byte(b'\r');
-        }
-        put_byte(c);
-    }
+    put_bytes(b);
 }
 
 /// One unprefixed line (KTAP output, exception reports).

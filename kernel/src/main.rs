@@ -24,13 +24,14 @@ mod qemu;
 mod rcu;
 mod sched;
 mod sync;
+mod testing;
 mod tests;
 mod time;
 mod user;
 
 use alloc::string::String;
 
-use arch::{acpi, apic, cpu, percpu, smp, trap};
+use arch::{acpi, apic, cpu, idt, percpu, smp};
 use memory::{bootinfo, frame, heap, paging};
 
 /// What the boot code handed us, kept for the tests.
@@ -47,8 +48,8 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     sync::spinlock::init_mode(); // before the first lock is taken
     console::init();
     arch::pic::disable();
-    trap::init_idt();
-    trap::load_idt(); // exceptions are reported from here on
+    idt::init_idt();
+    idt::load_idt(); // exceptions are reported from here on
 
     // SAFETY: __kernel_end is a linker-script symbol, only its address is used.
     let kernel_end = memory::kernel_symbol_phys(unsafe { &boot::__kernel_end as *const u8 as u64 });

@@ -5,13 +5,18 @@
 //! failure (35); every other status, including 0 from a triple fault under
 //! `-no-reboot`, is a failure to the runner.
 
+use x86_64::instructions::port::Port;
+
 use crate::arch::cpu;
 
 pub const SUCCESS: u32 = 0x10;
 pub const FAILURE: u32 = 0x11;
 
 pub fn exit(code: u32) -> ! {
-    cpu::outl(0xF4, code);
+    let mut debug_exit: Port<u32> = Port::new(0xF4);
+    // SAFETY: writing the exit device ends the emulator; without it the
+    // port is unused and the write does nothing.
+    unsafe { debug_exit.write(code) };
     // Not under QEMU (or the device is missing): stop here.
     cpu::halt_forever()
 }

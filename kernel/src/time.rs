@@ -5,6 +5,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use x86_64::instructions::port::Port;
+
 use crate::arch::cpu;
 
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
@@ -17,15 +19,24 @@ const PIT_HZ: u64 = 1_193_182;
 /// may use freely: its gate is in port 0x61 and its output is readable there).
 pub fn pit_wait_us(us: u64) {
     let ticks = (PIT_HZ * us / 1_000_000).clamp(1, 0xFFFF) as u16;
-    // Gate low while programming, so the count starts exactly when we raise it.
-    let gate = cpu::inb(0x61) & !0x03; // gate off, speaker off
-    cpu::outb(0x61, gate);
-    cpu::outb(0x43, 0b1011_0000); // channel 2, lo/hi byte, mode 0 (interrupt on terminal count)
-    cpu::outb(0x42, ticks as u8);
-    cpu::outb(0x42, (ticks >> 8) as u8);
-    cpu::outb(0x61, gate | 0x01); // gate on: count down; OUT (bit 5) rises at zero
-    while cpu::inb(0x61) & 0x20 == 0 {
-        cpu::pause();
+    let mut control: Port<u8> = Port::new(0x61); // gate (bit 0), OUT (bit 5)
+    let mut mode: Port<u8> = Port::new(0x43);
+    let mut channel2: Port<u8> = Port::new(0x42);
+    // SAFETY: PIT channel 2 and its gate at 0x61 belong to the kernel (no
+    // other code programs them); port I/O has no memory effects visible to
+    // Rust.
+    unsafe {
+        // Gate low while programming, so the count starts exactly when we
+        // raise it.
+        let gate = control.read() & !0x03; // gate off, speaker off
+        control.write(gate);
+        mode.write(0b1011_0000); // channel 2, lo/hi byte, mode 0 (interrupt on terminal count)
+        channel2.write(ticks as u8);
+        channel2.write((ticks >> 8) as u8);
+        control.write(gate | 0x01); // gate on: count down; OUT (bit 5) rises at zero
+        while control.read() & 0x20 == 0 {
+            cpu::pause();
+        }
     }
 }
 

@@ -78,9 +78,9 @@ pub fn lock_vma_under_rcu<P: Platform>(mm: &Mm<P>, addr: u64) -> Option<VmaReadL
         }
     };
     drop(guard);
-    // SAFETY: `vma_start_read` took a reference, which `VmaReadLock` drops
-    // last: a referenced VMA is never detached, so never freed.
     let locked = VmaReadLock {
+        // SAFETY: `vma_start_read` took a reference, which `VmaReadLock`
+        // drops last: a referenced VMA is never detached, so never freed.
         vma: unsafe { vma.get_unchecked() },
     };
     if !(locked.start() <= addr && addr < locked.end()) {

@@ -2,12 +2,18 @@
 //!
 //! x2APIC (registers as MSRs, 32-bit APIC IDs) is used when the CPU has it;
 //! otherwise xAPIC (registers in a 4 KiB MMIO page, 8-bit IDs). The register
-//! numbering is the same: x2APIC MSR = 0x800 + (xAPIC offset >> 4).
+//! numbering is the same: x2APIC MSR = 0x800 + (xAPIC offset >> 4). MMIO
+//! registers are reached through the `volatile` crate, MSRs through the
+//! `x86_64` crate.
 
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use volatile::VolatilePtr;
+use x86_64::registers::model_specific::{ApicBase, ApicBaseFlags, Msr};
+
 use super::cpu;
-use super::trap::{VECTOR_SPURIOUS, VECTOR_TIMER};
+use super::idt::{VECTOR_SPURIOUS, VECTOR_TIMER};
 use crate::memory::phys_to_virt;
 
 const REG_ID: u32 = 0x20;
@@ -20,8 +26,8 @@ const REG_TIMER_INIT: u32 = 0x380;
 const REG_TIMER_CURRENT: u32 = 0x390;
 const REG_TIMER_DIVIDE: u32 = 0x3E0;
 
-const APIC_BASE_ENABLE: u64 = 1 << 11;
-const APIC_BASE_X2APIC: u64 = 1 << 10;
+/// x2APIC: the interrupt command register as one 64-bit MSR.
+const MSR_X2APIC_ICR: u32 = 0x830;
 
 static X2APIC: AtomicBool = AtomicBool::new(false);
 /// Timer counts per 10 ms (divide by 16), measured on the boot CPU.
@@ -32,17 +38,29 @@ pub fn x2apic() -> bool {
     X2APIC.load(Ordering::Relaxed)
 }
 
-fn mmio_base() -> *mut u32 {
-    phys_to_virt(cpu::rdmsr(cpu::MSR_APIC_BASE) & 0xF_FFFF_F000) as *mut u32
+/// The xAPIC register at offset `reg` of this CPU's register page.
+fn mmio_register(reg: u32) -> VolatilePtr<'static, u32> {
+    let base = ApicBase::read().0.start_address().as_u64();
+    let addr = phys_to_virt(base).wrapping_add(reg as usize).cast::<u32>();
+    let ptr = NonNull::new(addr).expect("the direct map is never at 0");
+    // SAFETY: the xAPIC register page is direct-mapped (uncached), `reg` is
+    // a register offset within it, and the registers are only ever accessed
+    // through volatile reads and writes.
+    unsafe { VolatilePtr::new(ptr) }
+}
+
+/// The x2APIC MSR for xAPIC register offset `reg`.
+fn x2apic_msr(reg: u32) -> Msr {
+    Msr::new(0x800 + (reg >> 4))
 }
 
 fn read(reg: u32) -> u32 {
     if x2apic() {
-        cpu::rdmsr(0x800 + (reg >> 4)) as u32
+        // SAFETY: reading a local APIC register has no memory effects; the
+        // MSR exists because x2APIC mode is on.
+        unsafe { x2apic_msr(reg).read() as u32 }
     } else {
-        // SAFETY: the xAPIC register page is direct-mapped (uncached) and
-        // `reg` is a register offset within it.
-        unsafe { mmio_base().byte_add(reg as usize).read_volatile() }
+        mmio_register(reg).read()
     }
 }
 
@@ -50,10 +68,9 @@ fn write(reg: u32, value: u32) {
     if x2apic() {
         // SAFETY: writing a local APIC register affects only interrupt
         // delivery, which is what the callers intend.
-        unsafe { cpu::wrmsr(0x800 + (reg >> 4), u64::from(value)) }
+        unsafe { x2apic_msr(reg).write(u64::from(value)) }
     } else {
-        // SAFETY: as in `read`.
-        unsafe { mmio_base().byte_add(reg as usize).write_volatile(value) }
+        mmio_register(reg).write(value);
     }
 }
 
@@ -61,13 +78,15 @@ fn write(reg: u32, value: u32) {
 pub fn init_this_cpu() {
     let has_x2 = cpu::cpuid(1, 0).ecx & (1 << 21) != 0;
     X2APIC.store(has_x2, Ordering::Relaxed);
-    let mut base = cpu::rdmsr(cpu::MSR_APIC_BASE) | APIC_BASE_ENABLE;
+    let (frame, mut flags) = ApicBase::read();
+    flags |= ApicBaseFlags::LAPIC_ENABLE;
     if has_x2 {
-        base |= APIC_BASE_X2APIC;
+        flags |= ApicBaseFlags::X2APIC_ENABLE;
     }
-    // SAFETY: enabling the local APIC (and x2APIC mode, which the CPU reports
-    // it supports) only changes how this CPU's interrupts are delivered.
-    unsafe { cpu::wrmsr(cpu::MSR_APIC_BASE, base) };
+    // SAFETY: the base address stays where the firmware put it; enabling the
+    // local APIC (and x2APIC mode, which the CPU reports it supports) only
+    // changes how this CPU's interrupts are delivered.
+    unsafe { ApicBase::write(frame, flags) };
     write(REG_SVR, 0x100 | u32::from(VECTOR_SPURIOUS)); // software enable
 }
 
@@ -87,7 +106,7 @@ pub fn eoi() {
 fn send(apic_id: u32, icr_low: u32) {
     if x2apic() {
         // SAFETY: an IPI only interrupts the target CPU.
-        unsafe { cpu::wrmsr(0x830, (u64::from(apic_id) << 32) | u64::from(icr_low)) };
+        unsafe { Msr::new(MSR_X2APIC_ICR).write((u64::from(apic_id) << 32) | u64::from(icr_low)) };
     } else {
         write(REG_ICR_HIGH, apic_id << 24);
         write(REG_ICR_LOW, icr_low);

@@ -1,54 +1,16 @@
-//! Single instructions: port I/O, MSRs, control registers, CPUID, interrupts.
+//! Single instructions the whole kernel uses, in its own vocabulary.
 //!
-//! Each wrapper is the one place its instruction appears; callers stay safe
-//! Rust where the instruction cannot break memory safety on its own.
+//! The instructions themselves come from the `x86_64` crate (the same one
+//! blog_os and the rust-osdev projects use); this file only adapts them to
+//! the kernel's plain `u64` physical addresses and to its interrupt-flag
+//! save/restore idiom, and states why each one is safe to call. Devices
+//! (serial, PIT, local APIC) and the CPU's own tables (GDT, IDT, TSS, MSRs of
+//! the syscall entry) use the crate directly in their own files.
 
-use core::arch::asm;
-
-pub fn outb(port: u16, value: u8) {
-    // SAFETY: port I/O has no memory effects visible to Rust; the ports the
-    // kernel uses (COM1, PIT, QEMU debug exit) are owned by the kernel.
-    unsafe {
-        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
-    }
-}
-
-pub fn inb(port: u16) -> u8 {
-    let value: u8;
-    // SAFETY: as for `outb`.
-    unsafe {
-        asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags))
-    }
-    value
-}
-
-pub fn outl(port: u16, value: u32) {
-    // SAFETY: as for `outb`.
-    unsafe {
-        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
-    }
-}
-
-pub fn rdmsr(msr: u32) -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: reading an MSR has no memory effects; the MSRs read here exist on
-    // every x86-64 CPU or are guarded by a CPUID check at the caller.
-    unsafe {
-        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
-    }
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
-/// # Safety
-/// Writing an MSR can change how the CPU addresses memory (GS base, EFER,
-/// APIC base); the caller guarantees the new value keeps the kernel's
-/// invariants.
-pub unsafe fn wrmsr(msr: u32, value: u64) {
-    // SAFETY: the caller's contract above.
-    unsafe {
-        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack, preserves_flags))
-    }
-}
+use x86_64::instructions::{self, interrupts, tlb};
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr3Flags, Cr4, Cr4Flags};
+use x86_64::structures::paging::PhysFrame;
+use x86_64::{PhysAddr, VirtAddr};
 
 #[allow(dead_code)] // the full register set, for readers extending feature checks
 pub struct CpuidResult {
@@ -68,63 +30,21 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
     }
 }
 
-pub fn read_cr2() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR2 has no side effects.
-    unsafe { asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
-}
-
+/// The physical address of the current top-level page table (CR3 without
+/// its flag bits, which the kernel leaves zero).
 pub fn read_cr3() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR3 has no side effects.
-    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
+    Cr3::read().0.start_address().as_u64()
 }
 
 /// # Safety
 /// `pml4_phys` must be a page table that maps the running code, its stack and
 /// every kernel structure the CPU will touch next.
 pub unsafe fn write_cr3(pml4_phys: u64) {
+    let frame = PhysFrame::from_start_address(PhysAddr::new(pml4_phys))
+        .expect("page table not page-aligned");
     // SAFETY: the caller's contract above.
-    unsafe { asm!("mov cr3, {}", in(reg) pml4_phys, options(nostack, preserves_flags)) }
+    unsafe { Cr3::write(frame, Cr3Flags::empty()) }
 }
-
-pub fn read_cr0() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR0 has no side effects.
-    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
-}
-
-/// # Safety
-/// The new value must keep protected mode, paging and write protection on
-/// (PE, PG, WP), which the kernel relies on.
-pub unsafe fn write_cr0(v: u64) {
-    // SAFETY: the caller's contract above.
-    unsafe { asm!("mov cr0, {}", in(reg) v, options(nostack, preserves_flags)) }
-}
-
-pub fn read_cr4() -> u64 {
-    let v: u64;
-    // SAFETY: reading CR4 has no side effects.
-    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
-}
-
-/// # Safety
-/// The new value must keep PAE and the features the kernel enabled at boot.
-pub unsafe fn write_cr4(v: u64) {
-    // SAFETY: the caller's contract above.
-    unsafe { asm!("mov cr4, {}", in(reg) v, options(nostack, preserves_flags)) }
-}
-
-pub const CR0_MP: u64 = 1 << 1;
-pub const CR0_EM: u64 = 1 << 2;
-pub const CR0_TS: u64 = 1 << 3;
-pub const CR0_NE: u64 = 1 << 5;
-pub const CR4_OSFXSR: u64 = 1 << 9;
-pub const CR4_OSXMMEXCPT: u64 = 1 << 10;
 
 /// Let ring 3 use x87, MMX and SSE on this CPU (every CPU, at bring-up).
 ///
@@ -144,14 +64,17 @@ pub fn enable_user_fpu() {
     );
     // SAFETY: only the FPU-related bits change; PE, PG, WP and PAE stay.
     unsafe {
-        write_cr0((read_cr0() | CR0_MP | CR0_NE) & !(CR0_EM | CR0_TS));
-        write_cr4(read_cr4() | CR4_OSFXSR | CR4_OSXMMEXCPT);
+        Cr0::update(|f| {
+            f.insert(Cr0Flags::MONITOR_COPROCESSOR | Cr0Flags::NUMERIC_ERROR);
+            f.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
+        });
+        Cr4::update(|f| f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
     }
 }
 
+/// Drop this CPU's TLB entry for the page at `addr`.
 pub fn invlpg(addr: u64) {
-    // SAFETY: dropping a TLB entry only makes the CPU re-walk the tables.
-    unsafe { asm!("invlpg [{}]", in(reg) addr, options(nostack, preserves_flags)) }
+    tlb::flush(VirtAddr::new(addr));
 }
 
 pub fn rdtsc() -> u64 {
@@ -164,28 +87,23 @@ pub fn pause() {
 }
 
 pub fn interrupts_enabled() -> bool {
-    let flags: u64;
-    // SAFETY: reading RFLAGS through the stack has no other effect.
-    unsafe { asm!("pushfq; pop {}", out(reg) flags, options(nomem, preserves_flags)) }
-    flags & (1 << 9) != 0
+    interrupts::are_enabled()
 }
 
+/// Interrupts on. The IDT is loaded before any CPU enables them.
 pub fn enable_interrupts() {
-    // SAFETY: the IDT is loaded before any CPU enables interrupts.
-    unsafe { asm!("sti", options(nomem, nostack)) }
+    interrupts::enable();
 }
 
 pub fn disable_interrupts() {
-    // SAFETY: disabling interrupts cannot break memory safety.
-    unsafe { asm!("cli", options(nomem, nostack)) }
+    interrupts::disable();
 }
 
 /// Enable interrupts and halt in one step: `sti` takes effect after the next
 /// instruction, so a wakeup interrupt cannot slip in between the check the
 /// caller made with interrupts off and the `hlt`.
 pub fn enable_interrupts_and_halt() {
-    // SAFETY: as for `enable_interrupts`.
-    unsafe { asm!("sti; hlt", options(nomem, nostack)) }
+    interrupts::enable_and_hlt();
 }
 
 /// Save the interrupt flag and disable interrupts; pair with `irq_restore`.
@@ -201,17 +119,11 @@ pub fn irq_restore(was_enabled: bool) {
     }
 }
 
-/// Stop this CPU for good (interrupts off).
+/// Stop this CPU for good (interrupts off). An NMI may still wake it; it
+/// halts again.
 pub fn halt_forever() -> ! {
     loop {
         disable_interrupts();
-        // SAFETY: halting with interrupts off only stops this CPU (an NMI may
-        // still arrive, and we halt again).
-        unsafe { asm!("hlt", options(nomem, nostack)) }
+        instructions::hlt();
     }
 }
-
-pub const MSR_APIC_BASE: u32 = 0x1B;
-pub const MSR_EFER: u32 = 0xC000_0080;
-pub const MSR_GS_BASE: u32 = 0xC000_0101;
-pub const MSR_KERNEL_GS_BASE: u32 = 0xC000_0102;

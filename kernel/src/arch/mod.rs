@@ -2,7 +2,9 @@
 pub mod acpi;
 pub mod apic;
 pub mod cpu;
+pub mod exception;
 pub mod gdt;
+pub mod idt;
 pub mod percpu;
 pub mod pic;
 pub mod smp;

@@ -13,14 +13,20 @@
 //! changes here (its current-task pointer, the preempt count, the interrupt
 //! depth, `need_resched`) therefore has its own accessor that is one `gs:`-relative
 //! instruction, as Linux's `this_cpu_*` and `current` are: whichever CPU runs
-//! that instruction, it reads or changes that CPU's own field.
+//! that instruction, it reads or changes that CPU's own field. Those
+//! accessors are hand-written `asm!` for that reason: the `x86_64` crate
+//! writes and reads the GS base MSRs (used here) but has no `gs:`-relative
+//! loads and stores.
 
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use super::gdt::Tss;
+use x86_64::VirtAddr;
+use x86_64::registers::model_specific::{GsBase, KernelGsBase};
+use x86_64::structures::gdt::GlobalDescriptorTable;
+use x86_64::structures::tss::TaskStateSegment;
 
 pub const MAX_CPUS: usize = 64;
 
@@ -59,8 +65,8 @@ pub struct PerCpu {
     /// Cross-CPU function calls queued for this CPU (see `smp::call`).
     pub call_queue: super::smp::CallQueue,
     /// Owner-only: this CPU's TSS and GDT (the TSS descriptor is per CPU).
-    pub tss: UnsafeCell<Tss>,
-    pub gdt: UnsafeCell<[u64; 7]>,
+    pub tss: UnsafeCell<TaskStateSegment>,
+    pub gdt: UnsafeCell<GlobalDescriptorTable>,
 }
 
 // SAFETY: cross-CPU fields are atomics; the `UnsafeCell` fields are written
@@ -84,8 +90,8 @@ impl PerCpu {
             ticks: AtomicU64::new(0),
             last_fixup_cr2: AtomicU64::new(0),
             call_queue: super::smp::CallQueue::new(),
-            tss: UnsafeCell::new(Tss::new()),
-            gdt: UnsafeCell::new([0; 7]),
+            tss: UnsafeCell::new(TaskStateSegment::new()),
+            gdt: UnsafeCell::new(GlobalDescriptorTable::empty()),
         }
     }
 }
@@ -134,13 +140,11 @@ pub fn install(cpu: usize) {
     let pc = &CPUS[cpu];
     let addr = pc as *const PerCpu as u64;
     pc.self_ptr.store(addr, Ordering::Relaxed);
-    // SAFETY: GS base now points at a static `PerCpu`, which is what every
-    // `gs:` access in the kernel expects; KERNEL_GS_BASE is zero until user
-    // mode exists (swapgs swaps it in).
-    unsafe {
-        super::cpu::wrmsr(super::cpu::MSR_GS_BASE, addr);
-        super::cpu::wrmsr(super::cpu::MSR_KERNEL_GS_BASE, 0);
-    }
+    // GS base now points at a static `PerCpu`, which is what every `gs:`
+    // access in the kernel expects; KERNEL_GS_BASE is zero until user mode
+    // exists (swapgs swaps it in).
+    GsBase::write(VirtAddr::new(addr));
+    KernelGsBase::write(VirtAddr::zero());
     READY.store(true, Ordering::Release);
 }
 

@@ -13,9 +13,9 @@
 
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
+use super::idt::VECTOR_CALL_FUNCTION;
 use super::percpu::{self, MAX_CPUS};
-use super::trap::VECTOR_CALL_FUNCTION;
-use super::{apic, cpu, gdt, trap};
+use super::{apic, cpu, gdt, idt};
 use crate::memory::{kstack::KernelStack, paging, phys_to_virt};
 
 pub struct CallRequest<'a> {
@@ -105,7 +105,7 @@ pub fn init_this_cpu(cpu: usize) {
             .leak()
     });
     gdt::init_this_cpu(percpu::this(), ist);
-    trap::load_idt();
+    idt::load_idt();
     apic::init_this_cpu();
     crate::user::entry::init_this_cpu();
     cpu::enable_user_fpu();

@@ -9,7 +9,9 @@ use core::ptr::NonNull;
 
 use linked_list_allocator::Heap;
 
-use super::paging::{self, NO_EXECUTE, WRITABLE};
+use x86_64::structures::paging::PageTableFlags;
+
+use super::paging;
 use super::{HEAP_BASE, PAGE_SIZE, frame};
 use crate::sync::SpinLock;
 
@@ -42,7 +44,11 @@ fn map_more(h: &mut KernelHeap, bytes: u64) -> bool {
         let Some(pa) = frame::alloc() else {
             return false;
         };
-        paging::map_4k(h.mapped_end, pa, WRITABLE | NO_EXECUTE);
+        paging::map_4k(
+            h.mapped_end,
+            pa,
+            PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,
+        );
         h.mapped_end += PAGE_SIZE;
     }
     true

@@ -10,7 +10,9 @@
 
 use alloc::vec::Vec;
 
-use super::paging::{self, NO_EXECUTE, WRITABLE};
+use x86_64::structures::paging::PageTableFlags;
+
+use super::paging;
 use super::{KSTACK_BASE, PAGE_SIZE, frame};
 use crate::sync::SpinLock;
 
@@ -63,7 +65,11 @@ impl KernelStack {
                 drop(partial);
                 return None;
             };
-            paging::map_4k(base + PAGE_SIZE * (1 + i), pa, WRITABLE | NO_EXECUTE);
+            paging::map_4k(
+                base + PAGE_SIZE * (1 + i),
+                pa,
+                PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,
+            );
         }
         Some(KernelStack { slot, pages })
     }

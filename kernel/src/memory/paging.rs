@@ -3,22 +3,20 @@
 //! The kernel half (PML4 slots 256..512) is built once at boot and shared by
 //! every address space: each slot gets its PDPT now, so later changes below
 //! the PML4 (heap growth, new stacks) are seen by all address spaces without
-//! touching their PML4s. Changes are serialized by `KERNEL_PT_LOCK`.
+//! touching their PML4s. Changes are serialized by `KERNEL_PT_LOCK`. Tables,
+//! entries and flags are the `x86_64` crate's; user address spaces use the
+//! `mm` crate's own atomic entries instead (they change under concurrent
+//! walks, which plain entries do not allow).
 
 use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::structures::paging::page_table::{PageTableEntry, PageTableLevel};
+use x86_64::structures::paging::{PageTable, PageTableFlags as Flags};
+use x86_64::{PhysAddr, VirtAddr};
 
 use super::{DIRECT_MAP_BASE, KERNEL_VIRT, PAGE_SIZE, frame, phys_to_virt};
 use crate::arch::cpu;
 use crate::sync::SpinLock;
-
-pub const PRESENT: u64 = 1 << 0;
-pub const WRITABLE: u64 = 1 << 1;
-pub const WRITE_THROUGH: u64 = 1 << 3;
-pub const NO_CACHE: u64 = 1 << 4;
-pub const HUGE: u64 = 1 << 7;
-pub const GLOBAL: u64 = 1 << 8;
-pub const NO_EXECUTE: u64 = 1 << 63;
-const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
 const TWO_MIB: u64 = 2 << 20;
 
@@ -30,11 +28,11 @@ pub fn kernel_pml4() -> u64 {
     KERNEL_PML4.load(Ordering::Relaxed)
 }
 
-fn table(pa: u64) -> &'static mut [u64; 512] {
+fn table(pa: u64) -> &'static mut PageTable {
     // SAFETY: `pa` is a page-table frame (allocated by us or by the boot
     // code) reached through the direct map; callers hold KERNEL_PT_LOCK or
     // run before other CPUs exist.
-    unsafe { &mut *(phys_to_virt(pa) as *mut [u64; 512]) }
+    unsafe { &mut *(phys_to_virt(pa) as *mut PageTable) }
 }
 
 /// Kernel page-table pages allocated since boot (never freed).
@@ -45,21 +43,21 @@ pub fn kernel_table_frames() -> usize {
 }
 
 /// The next-level table under `entry`, allocating it if absent.
-fn next_table(entry: &mut u64) -> u64 {
-    if *entry & PRESENT == 0 {
+fn next_table(entry: &mut PageTableEntry) -> u64 {
+    if entry.is_unused() {
         let pa = frame::alloc_zeroed().expect("out of memory for kernel page tables");
         TABLE_FRAMES.fetch_add(1, Ordering::Relaxed);
-        *entry = pa | PRESENT | WRITABLE;
+        entry.set_addr(PhysAddr::new(pa), Flags::PRESENT | Flags::WRITABLE);
     }
     assert!(
-        *entry & HUGE == 0,
+        !entry.flags().contains(Flags::HUGE_PAGE),
         "kernel mapping collides with a huge page"
     );
-    *entry & ADDR_MASK
+    entry.addr().as_u64()
 }
 
-fn index(va: u64, level: u32) -> usize {
-    ((va >> (12 + 9 * level)) & 0x1FF) as usize
+fn index(va: u64, level: PageTableLevel) -> usize {
+    usize::from(VirtAddr::new(va).page_table_index(level))
 }
 
 /// Build the kernel page tables and switch to them (boot CPU, once).
@@ -69,7 +67,8 @@ pub fn init(kernel_end_phys: u64) {
     assert!(pml4 < (1 << 32), "kernel PML4 above 4 GiB");
     let top = table(pml4);
     for slot in top.iter_mut().skip(256) {
-        *slot = frame::alloc_zeroed().expect("no memory for kernel PDPTs") | PRESENT | WRITABLE;
+        let pdpt = frame::alloc_zeroed().expect("no memory for kernel PDPTs");
+        slot.set_addr(PhysAddr::new(pdpt), Flags::PRESENT | Flags::WRITABLE);
     }
 
     // Direct map: all RAM, and at least the 4 GiB below, which holds the
@@ -77,9 +76,10 @@ pub fn init(kernel_end_phys: u64) {
     let end = frame::max_phys().max(1 << 32).next_multiple_of(TWO_MIB);
     let mut pa = 0;
     while pa < end {
-        let mut flags = PRESENT | WRITABLE | HUGE | GLOBAL | NO_EXECUTE;
+        let mut flags =
+            Flags::PRESENT | Flags::WRITABLE | Flags::HUGE_PAGE | Flags::GLOBAL | Flags::NO_EXECUTE;
         if (0xC000_0000..0x1_0000_0000).contains(&pa) {
-            flags |= NO_CACHE | WRITE_THROUGH;
+            flags |= Flags::NO_CACHE | Flags::WRITE_THROUGH;
         }
         map_2m(pml4, DIRECT_MAP_BASE + pa, pa, flags);
         pa += TWO_MIB;
@@ -92,7 +92,7 @@ pub fn init(kernel_end_phys: u64) {
             pml4,
             KERNEL_VIRT + pa,
             pa,
-            PRESENT | WRITABLE | HUGE | GLOBAL,
+            Flags::PRESENT | Flags::WRITABLE | Flags::HUGE_PAGE | Flags::GLOBAL,
         );
         pa += TWO_MIB;
     }
@@ -101,7 +101,7 @@ pub fn init(kernel_end_phys: u64) {
     // paging on while running at 0x8000); `drop_identity_map` removes it.
     // SAFETY: boot_pml4 is the boot code's static table in low memory.
     let boot_pml4 = super::kernel_symbol_phys(unsafe { &boot::boot_pml4 as *const u8 as u64 });
-    top[0] = table(boot_pml4)[0];
+    top[0] = table(boot_pml4)[0].clone();
 
     KERNEL_PML4.store(pml4, Ordering::Relaxed);
     // SAFETY: the new table maps the kernel image (code, stack in .bss), the
@@ -113,25 +113,26 @@ pub fn init(kernel_end_phys: u64) {
 /// every CPU's TLB afterwards (CR3 reload: the identity map is not global).
 pub fn drop_identity_map() {
     let _g = KERNEL_PT_LOCK.lock_irqsave();
-    table(kernel_pml4())[0] = 0;
+    table(kernel_pml4())[0].set_unused();
 }
 
-fn map_2m(pml4: u64, va: u64, pa: u64, flags: u64) {
-    let pdpt = next_table(&mut table(pml4)[index(va, 3)]);
-    let pd = next_table(&mut table(pdpt)[index(va, 2)]);
-    table(pd)[index(va, 1)] = pa | flags;
+fn map_2m(pml4: u64, va: u64, pa: u64, flags: Flags) {
+    let pdpt = next_table(&mut table(pml4)[index(va, PageTableLevel::Four)]);
+    let pd = next_table(&mut table(pdpt)[index(va, PageTableLevel::Three)]);
+    table(pd)[index(va, PageTableLevel::Two)].set_addr(PhysAddr::new(pa), flags);
 }
 
-/// Map one 4 KiB kernel page. Panics if it is already mapped.
-pub fn map_4k(va: u64, pa: u64, flags: u64) {
+/// Map one 4 KiB kernel page (PRESENT is added to `flags`). Panics if it is
+/// already mapped.
+pub fn map_4k(va: u64, pa: u64, flags: Flags) {
     assert!(va >= DIRECT_MAP_BASE && va.is_multiple_of(PAGE_SIZE));
     let _g = KERNEL_PT_LOCK.lock_irqsave();
-    let pdpt = next_table(&mut table(kernel_pml4())[index(va, 3)]);
-    let pd = next_table(&mut table(pdpt)[index(va, 2)]);
-    let pt = next_table(&mut table(pd)[index(va, 1)]);
-    let pte = &mut table(pt)[index(va, 0)];
-    assert!(*pte & PRESENT == 0, "kernel page {va:#x} mapped twice");
-    *pte = pa | flags | PRESENT;
+    let pdpt = next_table(&mut table(kernel_pml4())[index(va, PageTableLevel::Four)]);
+    let pd = next_table(&mut table(pdpt)[index(va, PageTableLevel::Three)]);
+    let pt = next_table(&mut table(pd)[index(va, PageTableLevel::Two)]);
+    let pte = &mut table(pt)[index(va, PageTableLevel::One)];
+    assert!(pte.is_unused(), "kernel page {va:#x} mapped twice");
+    pte.set_addr(PhysAddr::new(pa), flags | Flags::PRESENT);
 }
 
 /// Unmap one 4 KiB kernel page on this CPU; returns the frame it mapped.
@@ -139,22 +140,28 @@ pub fn map_4k(va: u64, pa: u64, flags: u64) {
 pub fn unmap_4k(va: u64) -> Option<u64> {
     let _g = KERNEL_PT_LOCK.lock_irqsave();
     let pte = leaf_entry(va)?;
-    let old = *pte;
-    *pte = 0;
+    let old = pte.clone();
+    pte.set_unused();
     cpu::invlpg(va);
-    (old & PRESENT != 0).then_some(old & ADDR_MASK)
+    old.flags()
+        .contains(Flags::PRESENT)
+        .then(|| old.addr().as_u64())
 }
 
-fn leaf_entry(va: u64) -> Option<&'static mut u64> {
+fn leaf_entry(va: u64) -> Option<&'static mut PageTableEntry> {
     let mut t = kernel_pml4();
-    for level in (1..=3).rev() {
-        let e = table(t)[index(va, level)];
-        if e & PRESENT == 0 || e & HUGE != 0 {
+    for level in [
+        PageTableLevel::Four,
+        PageTableLevel::Three,
+        PageTableLevel::Two,
+    ] {
+        let e = &table(t)[index(va, level)];
+        if !e.flags().contains(Flags::PRESENT) || e.flags().contains(Flags::HUGE_PAGE) {
             return None;
         }
-        t = e & ADDR_MASK;
+        t = e.addr().as_u64();
     }
-    Some(&mut table(t)[index(va, 0)])
+    Some(&mut table(t)[index(va, PageTableLevel::One)])
 }
 
 /// Flush this CPU's non-global TLB entries.

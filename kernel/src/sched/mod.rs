@@ -34,9 +34,10 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use crate::arch::percpu::{self, MAX_CPUS};
-use crate::arch::{apic, cpu, trap};
+use crate::arch::{apic, cpu, idt};
 use crate::memory::kstack::KernelStack;
 use crate::sync::SpinLock;
+use crate::sync::spinlock::SpinLockGuard;
 pub use task::{State, Task};
 
 struct RunQueue {
@@ -259,7 +260,7 @@ fn enqueue(t: Arc<Task>, cpu: usize) {
         // Wake a halted CPU; a busy one picks the task up at its next tick.
         apic::send_ipi(
             percpu::get(cpu).apic_id.load(Ordering::Relaxed),
-            trap::VECTOR_WAKEUP,
+            idt::VECTOR_WAKEUP,
         );
     } else {
         percpu::get(cpu).need_resched.store(true, Ordering::Relaxed);
@@ -305,96 +306,122 @@ fn preempt_schedule() {
     switch_away(true);
 }
 
+/// Switch to the next task, in three steps: mark the switch point, pick who
+/// runs next (maybe nobody else: then `prev` keeps the CPU), and switch.
 fn switch_away(preempted: bool) {
     let irq = cpu::irq_save();
     let me = percpu::cpu_id();
-    let rq = &RQ[me];
-    percpu::get(me).need_resched.store(false, Ordering::Relaxed);
-    // Whoever calls schedule() is outside any RCU reader (readers cannot
-    // sleep or be preempted), so this is a quiescent state even if we end up
-    // not switching (Linux's cond_resched() reports one too).
-    crate::rcu::note_context_switch();
+    note_switch_point(me);
     let prev_ptr = current_ptr() as *mut Task;
+    if let Some(next) = pick_next(me, prev_ptr, preempted) {
+        switch_to(me, prev_ptr, next);
+    }
+    cpu::irq_restore(irq);
+}
+
+/// The resched request is being answered, and the caller is outside any RCU
+/// reader (readers cannot sleep or be preempted), so this is a quiescent
+/// state even if we end up not switching (Linux's cond_resched() reports one
+/// too).
+fn note_switch_point(me: usize) {
+    percpu::get(me).need_resched.store(false, Ordering::Relaxed);
+    crate::rcu::note_context_switch();
+}
+
+/// Who runs next on CPU `me`, or `None` if `prev` keeps running.
+fn pick_next(me: usize, prev_ptr: *mut Task, preempted: bool) -> Option<Arc<Task>> {
     // SAFETY: we are the current task; the CPU's reference keeps it alive.
     let prev = unsafe { &*prev_ptr };
-
-    let idle_ptr = rq.idle.load(Ordering::Relaxed);
-    let next: Arc<Task> = {
-        let mut q = rq.queue.lock();
-        let still_running = prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr);
-        // One read of the affinity: another task may change it meanwhile.
-        if let Some(target) = prev.pinned().filter(|&c| c != me && still_running) {
-            // Pinned elsewhere since it last ran: hand it to that CPU.
-            prev.set_state(State::Runnable);
-            drop(q);
-            // SAFETY: as below.
-            enqueue(unsafe { clone_raw(prev_ptr) }, target);
-            q = rq.queue.lock();
-        } else if prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr) {
-            if q.is_empty() {
-                // Nobody else wants this CPU: keep running.
-                drop(q);
-                cpu::irq_restore(irq);
-                return;
-            }
-            prev.set_state(State::Runnable);
-            // SAFETY: `prev_ptr` came from Arc::into_raw; this adds the queue's
-            // own strong reference (the CPU keeps its one until finish_switch).
-            q.push_back(unsafe { clone_raw(prev_ptr) });
-        } else if preempted && prev.transition(State::Blocked, State::Runnable) {
-            // (If the transition fails, a waker already made it runnable and
-            // queued it.)
-            // SAFETY: as above.
-            q.push_back(unsafe { clone_raw(prev_ptr) });
-        }
-        // Never wait for a task still being switched out elsewhere: two CPUs
-        // each waiting for the other's outgoing task would deadlock. Skip
-        // such a task (it stays queued; `need_resched` brings us back).
-        let ready = q.iter().position(|t| {
-            core::ptr::eq(Arc::as_ptr(t), prev_ptr) || !t.on_cpu.load(Ordering::Acquire)
-        });
-        if ready.is_none() && !q.is_empty() {
-            percpu::get(me).need_resched.store(true, Ordering::Relaxed);
-        }
-        match ready.and_then(|i| q.remove(i)) {
-            Some(t) => t,
-            None => {
-                drop(q);
-                match steal(me) {
-                    Some(t) => t,
-                    None if prev.state() == State::Running => {
-                        // Idle task with nothing to do.
-                        cpu::irq_restore(irq);
-                        return;
-                    }
-                    // SAFETY: the idle task is never freed; its pointer
-                    // came from Arc::into_raw in init_this_cpu.
-                    None => unsafe { clone_raw(idle_ptr) },
-                }
-            }
-        }
+    let mut q = requeue_prev(me, prev_ptr, preempted)?;
+    let ready = take_ready(&mut q, me, prev_ptr);
+    drop(q);
+    let next = match ready {
+        Some(t) => t,
+        None => steal_or_idle(me, prev)?,
     };
     if core::ptr::eq(Arc::as_ptr(&next), prev_ptr) {
         // Re-picked ourselves (we were queued and nothing else was).
         prev.set_state(State::Running);
-        cpu::irq_restore(irq);
-        return;
+        return None;
     }
+    Some(next)
+}
 
-    // We only pick tasks whose on_cpu we saw false (Acquire: their saved
-    // context is visible), and only we can set it again now.
-    debug_assert!(!next.on_cpu.load(Ordering::Acquire));
-    next.on_cpu.store(true, Ordering::Relaxed);
-    if !core::ptr::eq(Arc::as_ptr(&next), idle_ptr) {
-        next.set_state(State::Running);
+/// Put `prev` where it belongs now, and return this CPU's queue, locked.
+/// `None`: `prev` is still running and nobody else wants the CPU.
+fn requeue_prev(
+    me: usize,
+    prev_ptr: *mut Task,
+    preempted: bool,
+) -> Option<SpinLockGuard<'static, VecDeque<Arc<Task>>>> {
+    let rq = &RQ[me];
+    // SAFETY: as in `pick_next`.
+    let prev = unsafe { &*prev_ptr };
+    let idle_ptr = rq.idle.load(Ordering::Relaxed);
+    let mut q = rq.queue.lock();
+    let still_running = prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr);
+    // One read of the affinity: another task may change it meanwhile.
+    if let Some(target) = prev.pinned().filter(|&c| c != me && still_running) {
+        // Pinned elsewhere since it last ran: hand it to that CPU.
+        prev.set_state(State::Runnable);
+        drop(q);
+        // SAFETY: as below.
+        enqueue(unsafe { clone_raw(prev_ptr) }, target);
+        q = rq.queue.lock();
+    } else if prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr) {
+        if q.is_empty() {
+            // Nobody else wants this CPU: keep running.
+            return None;
+        }
+        prev.set_state(State::Runnable);
+        // SAFETY: `prev_ptr` came from Arc::into_raw; this adds the queue's
+        // own strong reference (the CPU keeps its one until finish_switch).
+        q.push_back(unsafe { clone_raw(prev_ptr) });
+    } else if preempted && prev.transition(State::Blocked, State::Runnable) {
+        // (If the transition fails, a waker already made it runnable and
+        // queued it.)
+        // SAFETY: as above.
+        q.push_back(unsafe { clone_raw(prev_ptr) });
     }
-    next.cpu.store(me, Ordering::Relaxed);
-    next.switches.fetch_add(1, Ordering::Relaxed);
-    next.ran_on.fetch_or(1 << me, Ordering::Relaxed);
-    rq.nr_switches.fetch_add(1, Ordering::Relaxed);
-    set_label(rq, &next.name);
+    Some(q)
+}
+
+/// Take the first queued task that is not still being switched out
+/// elsewhere (`prev` itself qualifies).
+fn take_ready(q: &mut VecDeque<Arc<Task>>, me: usize, prev_ptr: *mut Task) -> Option<Arc<Task>> {
+    // Never wait for a task still being switched out elsewhere: two CPUs
+    // each waiting for the other's outgoing task would deadlock. Skip
+    // such a task (it stays queued; `need_resched` brings us back).
+    let ready = q
+        .iter()
+        .position(|t| core::ptr::eq(Arc::as_ptr(t), prev_ptr) || !t.on_cpu.load(Ordering::Acquire));
+    if ready.is_none() && !q.is_empty() {
+        percpu::get(me).need_resched.store(true, Ordering::Relaxed);
+    }
+    ready.and_then(|i| q.remove(i))
+}
+
+/// Nothing ready here: another CPU's task, else the idle task; `None` if
+/// `prev` is the idle task and may as well keep running.
+fn steal_or_idle(me: usize, prev: &Task) -> Option<Arc<Task>> {
+    match steal(me) {
+        Some(t) => Some(t),
+        // Idle task with nothing to do.
+        None if prev.state() == State::Running => None,
+        // SAFETY: the idle task is never freed; its pointer came from
+        // Arc::into_raw in init_this_cpu.
+        None => Some(unsafe { clone_raw(RQ[me].idle.load(Ordering::Relaxed)) }),
+    }
+}
+
+/// Make `next` this CPU's task and run it. Returns when `prev` runs again,
+/// possibly on another CPU.
+fn switch_to(me: usize, prev_ptr: *mut Task, next: Arc<Task>) {
+    let rq = &RQ[me];
+    // SAFETY: as in `pick_next`.
+    let prev = unsafe { &*prev_ptr };
+    claim(me, &next);
     crate::user::switch_address_space(&next, me);
-
     let next_rsp = {
         // SAFETY: on_cpu serializes access to `rsp` (we own `next` now).
         unsafe { *next.rsp.get() }
@@ -407,7 +434,23 @@ fn switch_away(preempted: bool) {
     unsafe { switch::switch_stacks(prev.rsp.get(), next_rsp) };
     // Back in `prev`, possibly on another CPU, switched to by someone else.
     finish_switch();
-    cpu::irq_restore(irq);
+}
+
+/// Take `next` for CPU `me` and count the switch.
+fn claim(me: usize, next: &Task) {
+    let rq = &RQ[me];
+    // We only pick tasks whose on_cpu we saw false (Acquire: their saved
+    // context is visible), and only we can set it again now.
+    debug_assert!(!next.on_cpu.load(Ordering::Acquire));
+    next.on_cpu.store(true, Ordering::Relaxed);
+    if !core::ptr::eq(next, rq.idle.load(Ordering::Relaxed)) {
+        next.set_state(State::Running);
+    }
+    next.cpu.store(me, Ordering::Relaxed);
+    next.switches.fetch_add(1, Ordering::Relaxed);
+    next.ran_on.fetch_or(1 << me, Ordering::Relaxed);
+    rq.nr_switches.fetch_add(1, Ordering::Relaxed);
+    set_label(rq, &next.name);
 }
 
 /// Runs on the new task right after a switch: release the previous task.

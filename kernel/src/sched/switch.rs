@@ -4,6 +4,9 @@
 //! Everything else a task needs to resume (its RIP, caller-saved registers,
 //! the interrupt frame if it was preempted) is already on its stack, put there
 //! by the call into `switch_to` or by the interrupt entry.
+//!
+//! Hand-written assembly on purpose: no crate switches kernel stacks, and the
+//! registers pushed here must match the frame `initial_stack` builds.
 
 core::arch::global_asm!(
     r#"

@@ -13,6 +13,11 @@
 //! paravirtual spinlocks it falls back to a test-and-set lock, which any
 //! running vCPU can take. We do the same, chosen once at boot from the CPUID
 //! "hypervisor present" bit (`init_mode`), before any lock is taken.
+//!
+//! Hand-written rather than `spin::Mutex`: every acquire and release must go
+//! through lockdep and the preempt count, the guard may disable interrupts,
+//! and the algorithm switches at boot; `spin`'s locks have none of these
+//! hooks.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};

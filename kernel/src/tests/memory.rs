@@ -3,7 +3,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use crate::arch::{percpu, trap};
+use crate::arch::percpu;
 use crate::extable::probe_read_u64;
 use crate::memory::kstack::KernelStack;
 use crate::memory::{frame, heap, phys_to_virt};
@@ -144,7 +144,7 @@ ktest!(
         // SAFETY: `stack` is a fresh kernel stack; the callee never returns
         // normally, and the double-fault handler unwinds to our recovery point.
         let overflowed =
-            unsafe { trap::call_on_stack_recoverable(stack.top(), recurse_forever, 0) };
+            unsafe { crate::testing::call_on_stack_recoverable(stack.top(), recurse_forever, 0) };
         kassert_eq!(
             overflowed,
             1,

@@ -178,7 +178,7 @@ ktest!(
 fn hostile_frame(rip: u64) -> TrapFrame {
     TrapFrame {
         rip,
-        cs: u64::from(KERNEL_CS),
+        cs: u64::from(KERNEL_CS.0),
         ss: 0x10,
         rflags: !0,
         rsp: 0x8000_0000_0000_0000,
@@ -205,8 +205,8 @@ ktest!(
         }
         let mut f = hostile_frame(0x40_1000);
         kassert_eq!(user::syscall::check_restored(&mut f), Ok(()));
-        kassert_eq!(f.cs, u64::from(USER_CS));
-        kassert_eq!(f.ss, u64::from(USER_DS));
+        kassert_eq!(f.cs, u64::from(USER_CS.0));
+        kassert_eq!(f.ss, u64::from(USER_DS.0));
         let iopl_nt_tf_vm = (3 << 12) | (1 << 14) | (1 << 8) | (1 << 17);
         kassert!(
             f.rflags & iopl_nt_tf_vm == 0,

@@ -34,11 +34,20 @@
 //! - The flags restored: `iretq` and `sysretq` load RFLAGS from the frame;
 //!   `prepare_return` keeps only flags a user may own (never IOPL, which
 //!   would grant `in`/`out`/`cli`, nor NT or VM).
+//!
+//! The entry and exit paths stay hand-written `global_asm!`: `syscall`
+//! arrives with the user's RSP and GS, so the code must `swapgs` and switch
+//! stacks before any Rust can run, and leave in the exact reverse order. The
+//! MSRs, CR0 and the RFLAGS bits are set through the `x86_64` crate.
 
 use abi::FaultReason;
 
-use crate::arch::cpu;
-use crate::arch::gdt::{KERNEL_CS, USER_CS, USER_DS};
+use x86_64::VirtAddr;
+use x86_64::registers::control::{Cr0, Cr0Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
+use x86_64::registers::rflags::RFlags;
+
+use crate::arch::gdt::{KERNEL_CS, KERNEL_DS, USER_CS, USER_DS};
 use crate::arch::trap::TrapFrame;
 
 core::arch::global_asm!(
@@ -135,40 +144,47 @@ unsafe extern "C" {
     fn enter_user(rip: u64, rsp: u64, a0: u64, a1: u64, a2: u64) -> !;
 }
 
-const MSR_STAR: u32 = 0xC000_0081;
-const MSR_LSTAR: u32 = 0xC000_0082;
-const MSR_FMASK: u32 = 0xC000_0084;
-
-const CF: u64 = 1 << 0;
-const PF: u64 = 1 << 2;
-const AF: u64 = 1 << 4;
-const ZF: u64 = 1 << 6;
-const SF: u64 = 1 << 7;
-pub const TF: u64 = 1 << 8;
-pub const IF: u64 = 1 << 9;
-const DF: u64 = 1 << 10;
-const OF: u64 = 1 << 11;
-const IOPL: u64 = 3 << 12;
-const NT: u64 = 1 << 14;
-const RF: u64 = 1 << 16;
-const AC: u64 = 1 << 18;
-const ID: u64 = 1 << 21;
-/// RFLAGS bit 1 reads as 1 always.
-const RESERVED1: u64 = 1 << 1;
-
 /// The flags `syscall` clears on entry: the same set as Linux. IF: the entry
 /// code runs with interrupts off until it is on the kernel stack. TF: no
 /// single-step trap in ring 0. DF: the ABI wants it clear. AC: no user
 /// alignment rules (or SMAP override) in the kernel. NT: `iretq` would fault
 /// (see the module comment). IOPL, RF, ID and the arithmetic flags: the
 /// kernel starts from known flags, not the user's.
-pub const FMASK: u64 = CF | PF | AF | ZF | SF | TF | IF | DF | OF | IOPL | NT | RF | AC | ID;
+pub const FMASK: RFlags = ARITHMETIC
+    .union(RFlags::TRAP_FLAG)
+    .union(RFlags::INTERRUPT_FLAG)
+    .union(RFlags::DIRECTION_FLAG)
+    .union(RFlags::IOPL_LOW)
+    .union(RFlags::IOPL_HIGH)
+    .union(RFlags::NESTED_TASK)
+    .union(RFlags::RESUME_FLAG)
+    .union(RFlags::ALIGNMENT_CHECK)
+    .union(RFlags::ID);
 
 /// The flags a user context may carry back to ring 3; IF is forced on.
-pub const USER_FLAGS: u64 = CF | PF | AF | ZF | SF | TF | DF | OF | RF | AC | ID;
+pub const USER_FLAGS: RFlags = ARITHMETIC
+    .union(RFlags::TRAP_FLAG)
+    .union(RFlags::DIRECTION_FLAG)
+    .union(RFlags::RESUME_FLAG)
+    .union(RFlags::ALIGNMENT_CHECK)
+    .union(RFlags::ID);
 
-/// CR0.AM: with it, RFLAGS.AC in ring 3 turns misaligned accesses into #AC.
-const CR0_AM: u64 = 1 << 18;
+const ARITHMETIC: RFlags = RFlags::CARRY_FLAG
+    .union(RFlags::PARITY_FLAG)
+    .union(RFlags::AUXILIARY_CARRY_FLAG)
+    .union(RFlags::ZERO_FLAG)
+    .union(RFlags::SIGN_FLAG)
+    .union(RFlags::OVERFLOW_FLAG);
+
+/// RFLAGS bit 1 reads as 1 always (the crate's type has no name for it).
+const RESERVED1: u64 = 1 << 1;
+
+/// The RFLAGS value to return to ring 3 with: `user`'s user-owned flags
+/// (minus `drop`), IF on, and the always-one bit.
+pub fn user_rflags(user: u64, drop: RFlags) -> u64 {
+    let kept = RFlags::from_bits_truncate(user) & (USER_FLAGS - drop);
+    (kept | RFlags::INTERRUPT_FLAG).bits() | RESERVED1
+}
 
 /// The lower (user) half of the canonical address space.
 pub fn is_canonical_user(a: u64) -> bool {
@@ -177,19 +193,18 @@ pub fn is_canonical_user(a: u64) -> bool {
 
 /// Enable `syscall` on this CPU.
 pub fn init_this_cpu() {
-    // sysret loads CS = base + 16 and SS = base + 8 (with RPL 3): base 0x10
-    // gives USER_CS 0x23 and USER_DS 0x1b; syscall loads CS = KERNEL_CS.
-    let star = (0x10u64 << 48) | (u64::from(KERNEL_CS) << 32);
-    const { assert!(USER_CS == 0x23 && USER_DS == 0x1b) };
-    // SAFETY: the entry point and selectors are the kernel's own; FMASK
+    // sysret loads CS = base + 16 and SS = base + 8 (with RPL 3): USER_CS
+    // 0x23 and USER_DS 0x1b; syscall loads CS = KERNEL_CS, SS = KERNEL_DS.
+    // The entry assembly pushes these two user selectors as literals.
+    const { assert!(USER_CS.0 == 0x23 && USER_DS.0 == 0x1b) };
+    Star::write(USER_CS, USER_DS, KERNEL_CS, KERNEL_DS).expect("GDT order fits sysret");
+    LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+    SFMask::write(FMASK);
+    // SAFETY: SCE only makes `syscall`/`sysret` valid instructions; the
+    // entry point and selectors above are the kernel's own, and FMASK
     // clears IF (the entry code runs with interrupts off) and every other
     // flag the kernel must not inherit.
-    unsafe {
-        cpu::wrmsr(cpu::MSR_EFER, cpu::rdmsr(cpu::MSR_EFER) | 1); // SCE
-        cpu::wrmsr(MSR_STAR, star);
-        cpu::wrmsr(MSR_LSTAR, syscall_entry as *const () as u64);
-        cpu::wrmsr(MSR_FMASK, FMASK);
-    }
+    unsafe { Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS)) };
     enable_alignment_check();
 }
 
@@ -198,12 +213,12 @@ pub fn init_this_cpu() {
 fn enable_alignment_check() {
     // SAFETY: AM changes only how ring-3 accesses with RFLAGS.AC set behave;
     // PE, PG and WP stay as they are.
-    unsafe { cpu::write_cr0(cpu::read_cr0() | CR0_AM) };
+    unsafe { Cr0::update(|f| f.insert(Cr0Flags::ALIGNMENT_MASK)) };
 }
 
 /// True if CR0.AM is set on this CPU (ring 3 may ask for #AC).
 pub fn alignment_check_enabled() -> bool {
-    cpu::read_cr0() & CR0_AM != 0
+    Cr0::read().contains(Cr0Flags::ALIGNMENT_MASK)
 }
 
 /// The last look at a frame before it returns to ring 3 (by `iretq` or
@@ -212,8 +227,8 @@ pub fn alignment_check_enabled() -> bool {
 /// fault handler runs, or it ends). Returns true if the frame was
 /// redirected to the fault handler (which needs the `iretq` return).
 pub fn prepare_return(frame: &mut TrapFrame) -> bool {
-    frame.rflags = (frame.rflags & USER_FLAGS) | IF | RESERVED1;
-    debug_assert!(frame.cs == u64::from(USER_CS) && frame.ss == u64::from(USER_DS));
+    frame.rflags = user_rflags(frame.rflags, RFlags::empty());
+    debug_assert!(frame.cs == u64::from(USER_CS.0) && frame.ss == u64::from(USER_DS.0));
     if is_canonical_user(frame.rip) {
         return false;
     }

@@ -13,19 +13,21 @@ use core::sync::atomic::Ordering;
 
 use abi::fault::FaultReason;
 use mm::fault::{Access, FaultOutcome, handle_fault_mmap_locked, handle_user_fault};
+use x86_64::registers::rflags::RFlags;
+use x86_64::structures::idt::PageFaultErrorCode;
 
 use super::{Process, current_process, kill_process, save_frame, thread_exit, thread_state};
-use crate::arch::trap::{self, TrapFrame};
+use crate::arch::exception;
+use crate::arch::trap::TrapFrame;
 use crate::arch::{cpu, percpu};
 use crate::mm_platform;
 
-const PF_WRITE: u64 = 1 << 1;
-const PF_INSTR: u64 = 1 << 4;
-
+/// The access a page fault's error code describes.
 fn access_of(error_code: u64) -> Access {
-    if error_code & PF_INSTR != 0 {
+    let code = PageFaultErrorCode::from_bits_truncate(error_code);
+    if code.contains(PageFaultErrorCode::INSTRUCTION_FETCH) {
         Access::Exec
-    } else if error_code & PF_WRITE != 0 {
+    } else if code.contains(PageFaultErrorCode::CAUSED_BY_WRITE) {
         Access::Write
     } else {
         Access::Read
@@ -154,7 +156,7 @@ fn end_process(frame: &TrapFrame, why: FaultReason, addr: u64) -> ! {
         p.name,
         crate::sched::current().id,
         percpu::cpu_id(),
-        trap::exception_name(frame.vector),
+        exception::exception_name(frame.vector),
         frame.vector,
         frame.rip,
         why.describe(),
@@ -199,11 +201,12 @@ pub fn kernel_fault_on_user(frame: &TrapFrame, addr: u64) -> bool {
     {
         return false;
     }
-    let was = frame.rflags & (1 << 9) != 0;
+    let was = RFlags::from_bits_truncate(frame.rflags).contains(RFlags::INTERRUPT_FLAG);
     if was {
         cpu::enable_interrupts();
     }
-    let access = if frame.error_code & PF_WRITE != 0 {
+    let code = PageFaultErrorCode::from_bits_truncate(frame.error_code);
+    let access = if code.contains(PageFaultErrorCode::CAUSED_BY_WRITE) {
         Access::Write
     } else {
         Access::Read

@@ -146,7 +146,7 @@ pub fn switch_address_space(next: &Task, cpu_id: usize) {
             pc.syscall_kernel_rsp.store(top, Ordering::Relaxed);
             // SAFETY: this CPU's TSS, written only by this CPU; the CPU reads
             // rsp0 only on the next trap from ring 3, which runs `next`.
-            unsafe { (*pc.tss.get()).rsp[0] = top };
+            unsafe { (*pc.tss.get()).privilege_stack_table[0] = x86_64::VirtAddr::new(top) };
             // Mark the CPU before loading the table. `note_cpu` ends with a
             // SeqCst fence that pairs with the one in `Mm::cpus_to_flush`
             // (store buffering): either a shootdown that changed entries

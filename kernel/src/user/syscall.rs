@@ -139,7 +139,7 @@ fn mmap(addr: u64, len: u64, prot: u64, flags: u64) -> SysResult {
     // One writable mapping larger than all of memory can never be backed
     // (Linux's heuristic overcommit charges only writable private mappings
     // too: read-only and PROT_NONE ones only reserve addresses).
-    if req.prot & mman::PROT_WRITE != 0
+    if req.prot.contains(mman::Prot::WRITE)
         && req.len > crate::memory::frame::total_count() as u64 * 4096 * 16
     {
         return Err(Errno::ENOMEM);
@@ -150,7 +150,7 @@ fn mmap(addr: u64, len: u64, prot: u64, flags: u64) -> SysResult {
         Placement::Anywhere { hint: None } => MapAt::Any,
     };
     current_process()
-        .with_mm(|mm| mm.map(at, req.len, req.prot as u32))
+        .with_mm(|mm| mm.map(at, req.len, req.prot.bits() as u32))
         .ok_or(Errno::ESRCH)?
         .map_err(map_err)
 }
@@ -168,7 +168,7 @@ fn mprotect(addr: u64, len: u64, prot: u64) -> SysResult {
     let (start, end) = mman::check_range(addr, len)?;
     let prot = mman::check_prot(prot)?;
     current_process()
-        .with_mm(|mm| mm.protect(start, end - start, prot as u32))
+        .with_mm(|mm| mm.protect(start, end - start, prot.bits() as u32))
         .ok_or(Errno::ESRCH)?
         .map_err(map_err)?;
     Ok(0)
@@ -253,13 +253,14 @@ fn fault_return(frame: &mut TrapFrame, resume_rip: u64) -> SysResult {
 /// from the CPU, so today only NT and TF can be there to drop; the check
 /// keeps it that way whatever fills the frame.
 pub fn check_restored(f: &mut TrapFrame) -> Result<(), Errno> {
-    use super::entry::{IF, TF, USER_FLAGS, is_canonical_user};
+    use super::entry::{is_canonical_user, user_rflags};
+    use x86_64::registers::rflags::RFlags;
     if !is_canonical_user(f.rip) {
         return Err(Errno::EINVAL);
     }
-    f.cs = u64::from(crate::arch::gdt::USER_CS);
-    f.ss = u64::from(crate::arch::gdt::USER_DS);
-    f.rflags = (f.rflags & USER_FLAGS & !TF) | IF | 2;
+    f.cs = u64::from(crate::arch::gdt::USER_CS.0);
+    f.ss = u64::from(crate::arch::gdt::USER_DS.0);
+    f.rflags = user_rflags(f.rflags, RFlags::TRAP_FLAG);
     Ok(())
 }
 
