@@ -131,9 +131,9 @@ impl Platform for Kernel {
     fn memory_low() -> bool {
         // VMAs and tree nodes come from the kernel heap, which may grow into
         // the frame reserve: refuse new ones once user memory has run out
-        // (with a margin of one heap growth step), so a process cannot spend
-        // the reserve on mappings.
-        !frame::user_can_take(heap::GROW_MIN_FRAMES)
+        // (with a margin of one heap growth step and the page tables that map
+        // it), so a process cannot spend the reserve on mappings.
+        !frame::user_can_take(heap::GROW_MIN_FRAMES + heap::GROW_TABLE_FRAMES)
     }
 
     fn frame_ptr(pa: u64) -> *mut u8 {

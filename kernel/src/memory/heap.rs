@@ -19,6 +19,10 @@ const INITIAL_SIZE: u64 = 1 << 20;
 const GROW_MIN: u64 = 1 << 20;
 /// The frames one growth step of the heap takes at least.
 pub const GROW_MIN_FRAMES: usize = (GROW_MIN / PAGE_SIZE) as usize;
+/// The page-table frames mapping one such step may add besides: a 1 MiB
+/// step spans at most two last-level tables, plus one new table at each
+/// level above.
+pub const GROW_TABLE_FRAMES: usize = 4;
 const HEAP_LIMIT: u64 = 64 << 30;
 
 struct KernelHeap {

@@ -100,6 +100,16 @@ ktest!(
         // let several programs make VMAs at once: together they would need
         // far more heap than that. They must get ENOMEM before their VMAs
         // eat into the frame reserve.
+        // Fill the heap's free space first: an earlier test may have grown
+        // the heap enough to hold every VMA the programs can make, and then
+        // no program would feel the pressure. Small blocks, so holes fill
+        // too; the heap may grow while this runs, frames are still plenty.
+        let slack = || (heap::mapped_frames() * 4096).saturating_sub(heap::used());
+        let mut filler: alloc::vec::Vec<alloc::boxed::Box<[u8]>> =
+            alloc::vec::Vec::with_capacity(slack() / 256 + 1024);
+        while slack() > 64 << 10 && filler.len() < filler.capacity() {
+            filler.push(alloc::vec![0u8; 256].into_boxed_slice());
+        }
         let mut held = alloc::vec::Vec::with_capacity(frame::free_count());
         while frame::user_can_take(heap::GROW_MIN_FRAMES + 512) {
             match frame::alloc_user() {
@@ -113,6 +123,7 @@ ktest!(
         for pa in held {
             frame::free(pa);
         }
+        drop(filler);
         let codes = codes?;
         kassert!(
             codes.iter().all(|c| *c == 0 || *c == 2) && codes.contains(&0),
