@@ -33,6 +33,9 @@ PROFILE    := $(if $(RELEASE),release,debug)
 KERNEL     ?= $(TARGET_DIR)/x86_64-target/$(PROFILE)/kernel
 HOST_BIN   := $(TARGET_DIR)/debug
 KBUILD     := cargo kbuild $(if $(RELEASE),--release)
+# Test kernels (ktest, fuzz, soak, test) carry the race-injection points
+# and the replays; `make run` and benchmarks do not (docs/mm.md).
+KBUILD_TEST := $(KBUILD) --features race-inject
 
 .PHONY: help run ktest test gdb bench bench-linux clippy lint fmt fmt-check deps fuzz soak
 
@@ -51,7 +54,7 @@ run:
 
 ktest:
 	@scripts/ensure-deps.sh
-	$(KBUILD)
+	$(KBUILD_TEST)
 	cargo build -p tests --bins
 	$(HOST_BIN)/qemu-run --mode test $(KERNEL)
 
@@ -71,7 +74,7 @@ FUZZ_LIMIT := $(if $(CHILDREN),fuzz.children=$(CHILDREN),fuzz.seconds=$(SECONDS)
 
 fuzz:
 	@scripts/ensure-deps.sh
-	$(KBUILD)
+	$(KBUILD_TEST)
 	cargo build -p tests --bins
 	KTEST=fuzz_short TIMEOUT=$$(( $(SECONDS) + 300 )) \
 	  APPEND="fuzz.seed=$(SEED) fuzz.modes=$(MODES) $(FUZZ_LIMIT) $(APPEND)" \
@@ -87,7 +90,7 @@ SOAK_SMP     ?= 8
 
 soak:
 	@scripts/ensure-deps.sh
-	$(KBUILD)
+	$(KBUILD_TEST)
 	cargo build -p tests --bins
 	SMP=$(SOAK_SMP) KTEST=soak_short TIMEOUT=$$(( $(SOAK_SECONDS) + 600 )) \
 	  APPEND="soak.faults=$(SOAK_FAULTS) soak.cycles=$(SOAK_CYCLES) soak.seconds=$(SOAK_SECONDS) $(APPEND)" \
@@ -138,7 +141,9 @@ USER_CLIPPY := cargo clippy --manifest-path user/Cargo.toml --release \
 clippy:
 	@scripts/ensure-deps.sh
 	cargo clippy -p mm -p tests -p abi --all-targets -- -D warnings
+	cargo clippy -p mm --features race-inject -- -D warnings
 	cargo kclippy -- -D warnings
+	cargo kclippy --features race-inject -- -D warnings
 	$(USER_CLIPPY) -- -D warnings
 
 # What CI checks besides `make test`: lints and formatting.

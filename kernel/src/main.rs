@@ -21,6 +21,8 @@ mod memory;
 mod mm_platform;
 mod panic;
 mod qemu;
+#[cfg(feature = "race-inject")]
+mod race;
 mod rcu;
 mod sched;
 mod sync;

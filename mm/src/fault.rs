@@ -104,6 +104,7 @@ pub fn handle_fault<P: Platform>(
     let Ok(pte) = mm.page_table.leaf_alloc(va, &mm.pt_pages) else {
         return FaultOutcome::OutOfMemory;
     };
+    race_point!(FaultLeafFound, mm = mm, vma = vma, addr = addr);
     let want = leaf_flags(prot).bits();
     // Acquire pairs with the Release install below (by a racing fault).
     let mut cur = pte.load(CoreOrdering::Acquire);
@@ -163,6 +164,7 @@ fn terminal_event(outcome: FaultOutcome, held: Held) -> Option<Event> {
 /// Handle under the `mmap_lock` (read); counts the terminal event unless the
 /// access is refused.
 fn fallback<P: Platform>(mm: &Mm<P>, cpu: usize, addr: u64, access: Access) -> FaultOutcome {
+    race_point!(FaultFallback, mm = mm, addr = addr);
     let outcome = {
         let guard = mm.read_lock();
         match guard.find(addr) {

@@ -15,10 +15,27 @@
 
 extern crate alloc;
 
+/// A race-injection point (see [`inject`]): calls the platform's hook with
+/// the point and what it is about (`mm`, `vma`, `addr`). Expands to nothing
+/// without the feature `race-inject`.
+macro_rules! race_point {
+    ($point:ident $(, $field:ident = $value:expr)* $(,)?) => {
+        #[cfg(feature = "race-inject")]
+        {
+            #[allow(unused_mut)]
+            let mut site = $crate::inject::Site::default();
+            $(site.$field = $crate::inject::SiteKey::site_key($value) as _;)*
+            $crate::inject::reached($crate::inject::Point::$point, site);
+        }
+    };
+}
+
 pub mod counters;
 pub mod fault;
 #[cfg(all(not(loom), not(target_os = "none")))]
 pub mod host;
+#[cfg(feature = "race-inject")]
+pub mod inject;
 pub mod lookup;
 #[cfg(loom)]
 pub mod loom_platform;

@@ -64,10 +64,12 @@ pub fn lock_vma_under_rcu<P: Platform>(mm: &Mm<P>, addr: u64) -> Option<VmaReadL
         };
         // SAFETY: found in the tree inside this RCU read section.
         let vma = unsafe { v.get_rcu(&guard) };
+        race_point!(LookupFound, mm = mm, vma = vma, addr = addr);
         match vma_start_read(mm, vma) {
             Ok(()) => break v,
             Err(ReadLockError::Detached) if restarts < MAX_RESTARTS => {
                 mm.count_event(cpu, Event::Miss);
+                race_point!(LookupRestart, mm = mm, vma = vma, addr = addr);
                 restarts += 1;
             }
             Err(ReadLockError::Detached) => {

@@ -86,6 +86,7 @@ impl<P: Platform> VmaCache<P> {
         // A VMA freed with readers in it is the bug the seed describes
         // (detach assuming 1 -> 0): catch it here, in every build.
         assert_eq!(v.refcnt(), 0, "VMA freed while referenced");
+        race_point!(VmaFree, vma = v);
         if POISON_CHECKS {
             v.poison();
         }
@@ -129,6 +130,7 @@ impl<P: Platform> Drop for VmaCache<P> {
 /// still hold the address it found before the VMA was freed.
 fn release<P: Platform>(vma: VmaPtr<P>) {
     P::call_rcu(Box::new(move || {
+        race_point!(VmaRelease, vma = vma.as_raw());
         // SAFETY: the VMA came from `Box::leak` in `alloc`, is no longer on
         // any list, and the grace period has ended every reader that could
         // have found it.

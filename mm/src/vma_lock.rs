@@ -18,7 +18,8 @@
 //! `mmap_lock`. Reporting success while a writer holds the VMA never happens.
 //!
 //! The feature `seed-v6-ordering` (tests only!) puts back the code the seed
-//! review found broken, so the loom model can show it catches the bug.
+//! review found broken, so the loom model can show it catches the bug;
+//! `no-mm-pin` (tests only!) puts back CVE-2025-38554 the same way.
 
 use crate::mm::Mm;
 use crate::platform::{LockClass, LockOp, Platform, WaitSlot};
@@ -53,6 +54,7 @@ pub fn vma_start_read<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) -> Result<(), ReadL
     if vma.lock_seq.load(Ordering::Relaxed) == mm.lock_seq.read_relaxed() {
         return Err(ReadLockError::Failed);
     }
+    race_point!(ReadPrecheckPassed, mm = mm, vma = vma);
 
     // Steps 2 and 3: take a reference, then annotate. (The v6 code annotated
     // first and undid it on failure; both are balanced on this path.)
@@ -66,6 +68,7 @@ pub fn vma_start_read<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) -> Result<(), ReadL
     taken?;
     #[cfg(not(feature = "seed-v6-ordering"))]
     annotate(vma, LockOp::AcquireRead);
+    race_point!(ReadAfterInc, mm = mm, vma = vma);
 
     // Step 4: the memory may now be a VMA of another address space.
     let owner = vma.mm_ptr();
@@ -73,13 +76,20 @@ pub fn vma_start_read<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) -> Result<(), ReadL
         // Our put may be the one that wakes that address space's writer, and
         // once our reference is gone nothing keeps that address space alive:
         // pin it across the put (the fix of CVE-2025-38554).
+        // (The feature `no-mm-pin`, tests only, removes the pin: the bug.)
         // SAFETY: we hold a reference to a VMA attached to `owner`, and an
         // address space cannot finish tearing down (detaching its VMAs waits
         // for references) while we hold it, so `owner` is alive here.
-        unsafe { Mm::mmgrab(owner) };
+        #[cfg(not(feature = "no-mm-pin"))]
+        unsafe {
+            Mm::mmgrab(owner)
+        };
         vma_refcount_put(vma);
         // SAFETY: pairs with the `mmgrab` above.
-        unsafe { Mm::mmdrop(owner) };
+        #[cfg(not(feature = "no-mm-pin"))]
+        unsafe {
+            Mm::mmdrop(owner)
+        };
         return Err(ReadLockError::Failed);
     }
 
@@ -127,10 +137,12 @@ pub fn vma_refcount_put<P: Platform>(vma: &Vma<P>) {
     // would be safe to reason about), and a put that races with detach must
     // still release it: the seed's bug was skipping this when the count hit 0.
     annotate(vma, LockOp::Release);
+    race_point!(PutBeforeDec, mm = mm, vma = vma);
     // Step 3: Release pairs with the Acquire load in the writer's wait loop
     // (and detach's decrement): our reads of the VMA happen before the writer
     // changes or frees it.
     let new = vma.refcnt.fetch_sub(1, Ordering::Release) - 1;
+    race_point!(PutAfterDec, mm = mm, vma = vma);
     if new != 0 && writer_only(new) {
         // SAFETY: `mm` is alive: it is the caller's own address space, or was
         // pinned by `vma_start_read` step 4.
@@ -149,7 +161,9 @@ pub fn vma_refcount_put<P: Platform>(vma: &Vma<P>) {
 #[cfg(feature = "seed-v6-ordering")]
 pub fn vma_refcount_put<P: Platform>(vma: &Vma<P>) {
     let mm = vma.mm_ptr();
+    race_point!(PutBeforeDec, mm = mm, vma = vma);
     let new = vma.refcnt.fetch_sub(1, Ordering::Release) - 1;
+    race_point!(PutAfterDec, mm = mm, vma = vma);
     if new != 0 {
         annotate(vma, LockOp::Release);
         if new & LOCK_OFFSET != 0 {
@@ -218,7 +232,9 @@ pub fn vma_start_write<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
     let waited = add_offset_unless_zero(&vma.refcnt);
     if waited {
         annotate(vma, LockOp::AcquireWrite);
+        race_point!(WriterOffsetAdded, mm = mm, vma = vma);
         wait_for_count(mm, vma, LOCK_OFFSET + 1);
+        race_point!(WriterAfterWait, mm = mm, vma = vma);
     }
     // Step 3: the write lock itself. Relaxed: published by the Release below
     // (for attached VMAs) or by `attach` (for detached ones).
@@ -251,9 +267,11 @@ pub fn vma_mark_detached<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
         vma_is_write_locked(mm, vma),
         "detach of a VMA that is not write-locked"
     );
+    race_point!(DetachStart, mm = mm, vma = vma);
     // AcqRel: Acquire pairs with readers' Release puts (if this reaches 0,
     // their accesses happen before the caller reuses the memory).
     let old = vma.refcnt.fetch_sub(1, Ordering::AcqRel);
+    race_point!(DetachDecremented, mm = mm, vma = vma);
     crate::protocol_assert!(old != 0, "detach of a detached VMA");
     if old == 1 {
         return;
@@ -264,6 +282,7 @@ pub fn vma_mark_detached<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
     if add_offset_unless_zero(&vma.refcnt) {
         annotate(vma, LockOp::AcquireWrite);
         wait_for_count(mm, vma, LOCK_OFFSET);
+        race_point!(DetachAfterWait, mm = mm, vma = vma);
         // Relaxed: readers that load the resulting 0 fail and read nothing.
         let old = vma.refcnt.fetch_sub(LOCK_OFFSET, Ordering::Relaxed);
         crate::protocol_assert!(old == LOCK_OFFSET, "detach drained to a wrong count");
@@ -279,7 +298,9 @@ pub fn vma_mark_detached<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
         vma_is_write_locked(mm, vma),
         "detach of a VMA that is not write-locked"
     );
+    race_point!(DetachStart, mm = mm, vma = vma);
     vma.refcnt.fetch_sub(1, Ordering::AcqRel);
+    race_point!(DetachDecremented, mm = mm, vma = vma);
 }
 
 #[cfg(all(test, not(loom)))]

@@ -40,6 +40,7 @@ impl<P: Platform> Mm<P> {
         //    Readers still holding the address see refcnt 0 or a new VMA.
         for (_, vma) in remove {
             vma_mark_detached(self, vma);
+            race_point!(EditDetached, mm = self, vma = *vma);
             // SAFETY: detached, came from our cache (every VMA in our tree
             // does), and not used by us after this point.
             unsafe { self.cache.free(VmaPtr::from(*vma)) };

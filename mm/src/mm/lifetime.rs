@@ -61,6 +61,7 @@ impl<P: Platform> Mm<P> {
     ///
     /// # Safety
     /// `mm` must be alive (the caller holds a reference that keeps it so).
+    #[cfg_attr(feature = "no-mm-pin", allow(dead_code))]
     pub(crate) unsafe fn mmgrab(mm: *const Mm<P>) {
         // SAFETY: alive by the caller's contract.
         let m = unsafe { &*mm };
@@ -102,6 +103,7 @@ impl<P: Platform> Mm<P> {
 /// # Safety
 /// Nobody references `mm` any more.
 unsafe fn free_mm<P: Platform>(mm: *mut Mm<P>) {
+    race_point!(MmFree, mm = mm);
     #[cfg(not(loom))]
     {
         // SAFETY: allocated by `Box` in `with_lock_seq`; last reference.
@@ -146,6 +148,7 @@ impl<P: Platform> Drop for MmRef<P> {
             self.exit_mmap();
             // SAFETY: the users' reference to the structure, dropped once.
             unsafe { Mm::mmdrop(self.0.as_ptr()) };
+            race_point!(MmExitDone, mm = self.0.as_ptr());
         }
     }
 }

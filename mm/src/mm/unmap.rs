@@ -31,16 +31,20 @@ impl<P: Platform> Mm<P> {
     /// down the TLB, then free frames and unused page-table pages.
     pub(super) fn unmap_locked(&self, w: &MmapWriteGuard<'_, P>, range: Range<u64>) {
         self.remove_vmas(w, range.clone());
+        race_point!(UnmapTreeEdited, mm = self, addr = range.start);
         let mut out = Unhooked::default();
         self.page_table.clear(range.clone(), &mut out);
         self.page_table
-            .free_tables(range, &|span| self.is_covered(span), &mut out);
+            .free_tables(range.clone(), &|span| self.is_covered(span), &mut out);
+        race_point!(UnmapPtCleared, mm = self, addr = range.start);
         if let Some(span) = out.span.clone() {
             // Only after every CPU has dropped the translations (and cached
             // paging-structure entries) may the frames be reused.
             P::tlb_shootdown(self.page_table.root(), self.cpus_to_flush(), span);
         }
+        race_point!(UnmapShotDown, mm = self, addr = range.start);
         self.free_unhooked(out);
+        race_point!(UnmapFreed, mm = self, addr = range.start);
     }
 
     /// Take the VMAs overlapping `range` out of the tree, keeping the parts

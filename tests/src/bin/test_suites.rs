@@ -301,7 +301,10 @@ fn run_all() -> io::Result<bool> {
     // 4. The kernel, at one CPU, at four, and at eight (more vCPUs than the
     // host has cores: the interleavings a small machine never shows).
     let (mut log, path) = runner.start("kernel build", "kbuild.log")?;
-    let (_, built) = run_logged(cargo(&["kbuild"], &[]), &mut log);
+    let (_, built) = run_logged(
+        cargo(&["kbuild", "--features", "race-inject"], &[]),
+        &mut log,
+    );
     if !built {
         runner.record(
             "kernel build",
