@@ -4,7 +4,7 @@
 #
 #   make run [PROG=demo ARGS=..]  boot with SMP=4, run a user program, exit by itself
 #   make ktest SMP=N MEM=M ACCEL=tcg|kvm [KTEST=a,b] [APPEND="k=v"] [TIMEOUT=s]
-#   make test                     host tests, loom models, kernel tests at SMP=1, 4 and 8
+#   make test                     host tests, loom models, must-fail checks, kernel tests at SMP=1, 2, 4 and 8
 #   make lint                     clippy (host, kernel, user targets) and rustfmt, as CI runs them
 #   make fuzz SEED=S SECONDS=T    the fuzzer for T seconds [MODES=syscalls,vm,flags,code] [CHILDREN=N]
 #   make soak [SOAK_FAULTS=N SOAK_CYCLES=N SOAK_SECONDS=T SOAK_SMP=8]  the soak (docs/mm.md)

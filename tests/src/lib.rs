@@ -5,12 +5,14 @@
 //! a pass), `config` (the QEMU command line), `process` (running a child with
 //! a deadline), `symbolize` (backtraces), `guest` (all of it together), and
 //! `cargo_tests` and `pyunit` (counting `cargo test` and Python `unittest`
-//! results for `make test`).
+//! results for `make test`), and `must_fail` (the known bugs `make test`
+//! puts back, each with the test that must catch it).
 
 pub mod cargo_tests;
 pub mod config;
 pub mod guest;
 pub mod ktap;
+pub mod must_fail;
 pub mod process;
 pub mod pyunit;
 pub mod symbolize;

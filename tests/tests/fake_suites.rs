@@ -10,25 +10,34 @@ struct Run {
     stdout: String,
 }
 
-/// A scratch "repository" with or without the loom files.
+/// A scratch "repository" with or without the loom files (and with them,
+/// the features and tests of the must-fail list).
 fn scratch(name: &str, with_loom: bool) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(dir.join("mm/tests")).unwrap();
+    fs::create_dir_all(dir.join("kernel/src/tests")).unwrap();
     let features = if with_loom {
-        "seed-v6-ordering = []\n"
+        "seed-v6-ordering = []\nno-mm-pin = []\n"
     } else {
         ""
     };
-    fs::write(
-        dir.join("mm/Cargo.toml"),
-        format!("[features]\ndefault = []\n{features}"),
-    )
-    .unwrap();
+    for manifest in ["mm/Cargo.toml", "kernel/Cargo.toml"] {
+        fs::write(
+            dir.join(manifest),
+            format!("[features]\ndefault = []\n{features}"),
+        )
+        .unwrap();
+    }
     if with_loom {
         fs::write(
             dir.join("mm/tests/loom.rs"),
-            "#[test] fn loom_seed_detach_race() {}\n",
+            "#[test] fn loom_seed_detach_race() {}\n#[test] fn loom_reader_vs_reuse_other_mm() {}\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.join("kernel/src/tests/replay.rs"),
+            "replay_seed_put_races_detach replay_cve_2025_38554_reuse_by_exiting_mm\n",
         )
         .unwrap();
         // The benchmark scripts' suite runs the real `python3 -m unittest`.
@@ -82,45 +91,103 @@ fn all_green_sums_every_suite_and_skips_absent_loom_loudly() {
     let dir = scratch("green", false);
     let r = suites(&dir, &[("FAKE_QEMU", "pass")]);
     assert_eq!(r.code, 0, "{}", r.stdout);
-    // 7 host tests + 7 user-runtime tests + 2 kernel tests at each of SMP=1, 4, 8.
-    assert_eq!(last_line(&r), "20 passed, 0 failed");
+    // 7 host tests + 7 user-runtime tests + 2 kernel tests at each of SMP=1, 2, 4, 8.
+    assert_eq!(last_line(&r), "22 passed, 0 failed");
     assert!(r.stdout.contains("SKIPPED suite `loom`"), "{}", r.stdout);
     assert!(
         r.stdout.contains("SKIPPED suite `bench scripts`"),
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("SKIPPED suite `seed`"), "{}", r.stdout);
-    assert!(r.stdout.contains("ktest SMP=1: 2 passed, 0 failed"));
-    assert!(r.stdout.contains("ktest SMP=4: 2 passed, 0 failed"));
-    assert!(r.stdout.contains("ktest SMP=8: 2 passed, 0 failed"));
+    assert!(
+        r.stdout
+            .contains("SKIPPED suite `must fail: seed v6 put ordering (loom)`"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("SKIPPED suite `must fail: CVE-2025-38554 no mm pin (kernel)`"),
+        "{}",
+        r.stdout
+    );
+    for smp in [1, 2, 4, 8] {
+        assert!(
+            r.stdout
+                .contains(&format!("ktest SMP={smp}: 2 passed, 0 failed"))
+        );
+    }
     let log = fs::read_to_string(dir.join("target/test-logs/ktest-smp4.log")).unwrap();
     assert!(log.contains("ok 2 smp_all_cpus_online"), "{log}");
     assert!(dir.join("target/test-logs/host.log").is_file());
 }
 
 #[test]
-fn seed_check_counts_a_caught_bug_as_a_pass() {
-    let dir = scratch("seed-caught", true);
+fn must_fail_counts_caught_bugs_as_passes() {
+    let dir = scratch("bugs-caught", true);
     let r = suites(
         &dir,
-        &[("FAKE_QEMU", "pass"), ("FAKE_CARGO", "seed-caught")],
+        &[
+            ("FAKE_QEMU", "pass"),
+            ("FAKE_CARGO", "caught"),
+            ("FAKE_MUST_FAIL", "caught"),
+        ],
     );
     assert_eq!(r.code, 0, "{}", r.stdout);
-    // 7 host + 7 user runtime + 1 bench script + 3 loom + 1 seed + 6 kernel.
-    assert_eq!(last_line(&r), "25 passed, 0 failed");
+    // 7 host + 7 user runtime + 1 bench script + 3 loom + 4 must-fail + 8 kernel.
+    assert_eq!(last_line(&r), "30 passed, 0 failed");
     assert!(!r.stdout.contains("SKIPPED"), "{}", r.stdout);
+    for entry in [
+        "must fail: seed v6 put ordering (loom)",
+        "must fail: seed v6 put ordering (kernel, lockdep)",
+        "must fail: CVE-2025-38554 no mm pin (loom)",
+        "must fail: CVE-2025-38554 no mm pin (kernel)",
+    ] {
+        assert!(
+            r.stdout.contains(&format!("ok   {entry}")),
+            "summary lacks `{entry}`: {}",
+            r.stdout
+        );
+    }
+    // Each kernel entry booted its own kernel, with only its replay.
+    let log =
+        fs::read_to_string(dir.join("target/test-logs/must-fail-no-mm-pin-kernel.log")).unwrap();
+    assert!(
+        log.contains("ktest=replay_cve_2025_38554_reuse_by_exiting_mm"),
+        "{log}"
+    );
 }
 
 #[test]
-fn seed_check_fails_when_the_bug_goes_unseen() {
-    let dir = scratch("seed-missed", true);
+fn must_fail_fails_when_a_bug_goes_unseen() {
+    let dir = scratch("loom-missed", true);
     let r = suites(
         &dir,
-        &[("FAKE_QEMU", "pass"), ("FAKE_CARGO", "seed-missed")],
+        &[
+            ("FAKE_QEMU", "pass"),
+            ("FAKE_CARGO", "missed"),
+            ("FAKE_MUST_FAIL", "caught"),
+        ],
     );
     assert_eq!(r.code, 1);
-    assert_eq!(last_line(&r), "24 passed, 1 failed");
+    assert_eq!(last_line(&r), "28 passed, 2 failed");
+    let dir = scratch("kernel-missed", true);
+    let r = suites(
+        &dir,
+        &[
+            ("FAKE_QEMU", "pass"),
+            ("FAKE_CARGO", "caught"),
+            ("FAKE_MUST_FAIL", "missed"),
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(last_line(&r), "28 passed, 2 failed");
+    assert!(
+        r.stdout
+            .contains("FAIL must fail: seed v6 put ordering (kernel, lockdep)"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -134,5 +201,5 @@ fn a_failing_kernel_test_fails_make_test() {
         r.stdout
     );
     // 7 host + 7 user runtime + 1 passed per kernel run; 1 failed per kernel run.
-    assert_eq!(last_line(&r), "17 passed, 3 failed");
+    assert_eq!(last_line(&r), "18 passed, 4 failed");
 }

@@ -4,10 +4,13 @@
 //! 1. host tests: `cargo test -p mm -p tests -p abi`, the user runtime's, and
 //!    the benchmark scripts' (Python `unittest`);
 //! 2. loom models of the `mm` lock protocol (`--cfg loom`);
-//! 3. the seed check: the seed's bug put back behind a feature must make its
-//!    loom model fail (one pass when it fails, one failure if it passes);
-//! 4. the in-kernel tests at SMP=1, SMP=4 and SMP=8 (one CPU, a typical
-//!    machine, and more virtual CPUs than host cores).
+//! 3. the must-fail list (`tests/src/must_fail.rs`): each known bug put back
+//!    behind a feature must make its test fail, a loom model or a kernel
+//!    replay (one pass when it fails, one failure if it passes); each entry
+//!    is its own line in the summary;
+//! 4. the in-kernel tests at SMP=1, 2, 4 and 8 (one CPU, the fewest the
+//!    replays need, a typical machine, and more virtual CPUs than host
+//!    cores), then the must-fail kernels, each running only its replay.
 //!
 //! A suite whose files do not exist yet is skipped loudly and never counted
 //! as passed. Each suite's output goes to the terminal and to
@@ -22,13 +25,16 @@ use std::time::Duration;
 use tests::cargo_tests::{self, Tally};
 use tests::config::{Config, Mode};
 use tests::guest;
+use tests::must_fail::{self, Check, Entry};
 use tests::process;
 use tests::pyunit;
 use tests::verdict::GuestExit;
 
-const SEED_FEATURE: &str = "seed-v6-ordering";
-const SEED_TEST: &str = "loom_seed_detach_race";
 const LOOM_FILE: &str = "mm/tests/loom.rs";
+/// Test kernels carry the race-injection points and the replays.
+const KERNEL_FEATURES: &str = "race-inject";
+/// The kernel suite runs whole at each of these CPU counts.
+const KTEST_SMP: [u32; 4] = [1, 2, 4, 8];
 const BENCH_TESTS: &str = "bench/test_bench.py";
 
 enum Outcome {
@@ -123,7 +129,7 @@ fn cargo(args: &[&str], env: &[(&str, String)]) -> Command {
     cmd
 }
 
-/// Whether `mm/Cargo.toml` declares the seed feature (a line `NAME = [...]`).
+/// Whether a manifest declares `feature` (a line `NAME = [...]`).
 fn has_feature(manifest: &Path, feature: &str) -> bool {
     std::fs::read_to_string(manifest).is_ok_and(|text| {
         text.lines().any(|l| {
@@ -135,6 +141,44 @@ fn has_feature(manifest: &Path, feature: &str) -> bool {
 
 fn file_mentions(path: &Path, needle: &str) -> bool {
     std::fs::read_to_string(path).is_ok_and(|text| text.contains(needle))
+}
+
+/// Why a must-fail entry cannot run here (its feature or test is missing).
+fn entry_missing(entry: &Entry) -> Option<String> {
+    let (file, manifest) = must_fail::files(entry.check);
+    if !has_feature(Path::new(manifest), entry.feature) {
+        Some(format!("{manifest} has no feature `{}`", entry.feature))
+    } else if !file_mentions(Path::new(file), entry.test()) {
+        Some(format!("{file} has no test `{}`", entry.test()))
+    } else {
+        None
+    }
+}
+
+fn log_name(entry: &Entry) -> String {
+    let kind = match entry.check {
+        Check::Loom(_) => "loom",
+        Check::Kernel(_) => "kernel",
+    };
+    format!("must-fail-{}-{kind}.log", entry.feature)
+}
+
+fn say_must_fail(log: &mut Tee, entry: &Entry, tally: Tally) {
+    let _ = if tally.failed == 0 {
+        writeln!(
+            log,
+            "must-fail check: `{}` failed with `{}`, as it must",
+            entry.test(),
+            entry.feature
+        )
+    } else {
+        writeln!(
+            log,
+            "must-fail check FAILED: `{}` did not fail on its own with `{}`",
+            entry.test(),
+            entry.feature
+        )
+    };
 }
 
 struct Runner {
@@ -263,46 +307,60 @@ fn run_all() -> io::Result<bool> {
             PathBuf::new(),
         );
     }
-    if !has_feature(Path::new("mm/Cargo.toml"), SEED_FEATURE) {
-        let why = format!("mm/Cargo.toml has no feature `{SEED_FEATURE}`");
-        runner.record("seed", Outcome::Skipped(why), PathBuf::new());
-    } else if !file_mentions(Path::new(LOOM_FILE), SEED_TEST) {
-        let why = format!("{LOOM_FILE} has no test `{SEED_TEST}`");
-        runner.record("seed", Outcome::Skipped(why), PathBuf::new());
-    } else {
-        let (mut log, path) = runner.start("seed (must fail)", "seed.log")?;
-        let args = [
-            "test",
-            "-p",
-            "mm",
-            "--release",
-            "--features",
-            SEED_FEATURE,
-            "--test",
-            "loom",
-            SEED_TEST,
-        ];
-        let (lines, ok) = run_logged(cargo(&args, &loom_env), &mut log);
-        let tally = cargo_tests::expected_failure(&lines, ok, SEED_TEST);
-        let _ = if tally.failed == 0 {
-            writeln!(
-                log,
-                "seed check: `{SEED_TEST}` failed with the seed's ordering, as it must"
-            )
-        } else {
-            writeln!(
-                log,
-                "seed check FAILED: `{SEED_TEST}` did not fail on its own with the seed's ordering"
-            )
-        };
-        runner.record("seed (must fail)", Outcome::Ran(tally), path);
+    let mut config = Config::from_env(|k| std::env::var(k).ok()).map_err(io::Error::other)?;
+    config.mode = Mode::Test;
+
+    // 3. The must-fail list: each known bug put back must make its test
+    // fail. The kernel entries build their kernels first and keep them
+    // aside, so the normal test kernel is the one left at the usual path.
+    let mut kernel_checks = Vec::new();
+    for entry in must_fail::ENTRIES {
+        let name = format!("must fail: {}", entry.name);
+        if let Some(why) = entry_missing(entry) {
+            runner.record(&name, Outcome::Skipped(why), PathBuf::new());
+            continue;
+        }
+        match entry.check {
+            Check::Loom(test) => {
+                let args = [
+                    "test",
+                    "-p",
+                    "mm",
+                    "--release",
+                    "--features",
+                    entry.feature,
+                    "--test",
+                    "loom",
+                    "--",
+                    "--exact",
+                    test,
+                ];
+                let (mut log, path) = runner.start(&name, &log_name(entry))?;
+                let (lines, ok) = run_logged(cargo(&args, &loom_env), &mut log);
+                let tally = cargo_tests::expected_failure(&lines, ok, test);
+                say_must_fail(&mut log, entry, tally);
+                runner.record(&name, Outcome::Ran(tally), path);
+            }
+            Check::Kernel(_) => {
+                let (mut log, path) = runner.start(&name, &log_name(entry))?;
+                let features = format!("{KERNEL_FEATURES},{}", entry.feature);
+                let (_, built) =
+                    run_logged(cargo(&["kbuild", "--features", &features], &[]), &mut log);
+                let kernel = target_dir.join("must-fail").join(entry.feature);
+                let kept = built
+                    && std::fs::create_dir_all(&kernel).is_ok()
+                    && std::fs::copy(&config.kernel, kernel.join("kernel")).is_ok();
+                kernel_checks.push((name, entry, kept.then(|| kernel.join("kernel")), log, path));
+            }
+        }
     }
 
-    // 4. The kernel, at one CPU, at four, and at eight (more vCPUs than the
-    // host has cores: the interleavings a small machine never shows).
+    // 4. The kernel, at one CPU, at two, at four, and at eight (more vCPUs
+    // than the host has cores: the interleavings a small machine never
+    // shows). The replays need two CPUs: at one they report skipped.
     let (mut log, path) = runner.start("kernel build", "kbuild.log")?;
     let (_, built) = run_logged(
-        cargo(&["kbuild", "--features", "race-inject"], &[]),
+        cargo(&["kbuild", "--features", KERNEL_FEATURES], &[]),
         &mut log,
     );
     if !built {
@@ -315,9 +373,7 @@ fn run_all() -> io::Result<bool> {
             path,
         );
     }
-    let mut config = Config::from_env(|k| std::env::var(k).ok()).map_err(io::Error::other)?;
-    config.mode = Mode::Test;
-    for smp in [1, 4, 8] {
+    for smp in KTEST_SMP {
         let name = format!("ktest SMP={smp}");
         if !built {
             let why = "the kernel did not build (counted in `kernel build`)".to_string();
@@ -337,6 +393,39 @@ fn run_all() -> io::Result<bool> {
         );
     }
 
+    // The must-fail kernels, each running only its replay.
+    for (name, entry, kernel, mut log, path) in kernel_checks {
+        println!("\n==================== suite: {name} ====================");
+        let tally = match kernel {
+            Some(kernel) => {
+                let mut c = config.clone();
+                c.kernel = kernel;
+                c.smp = must_fail::KERNEL_SMP;
+                c.ktest = entry.test().to_string();
+                c.timeout = Some(Duration::from_secs(180));
+                match guest::boot(&c, &mut log) {
+                    Ok((_, report)) => must_fail::judge_kernel(&report, entry.test()),
+                    Err(e) => {
+                        let _ = writeln!(log, "cannot boot: {e}");
+                        Tally {
+                            passed: 0,
+                            failed: 1,
+                        }
+                    }
+                }
+            }
+            None => {
+                let _ = writeln!(log, "the kernel with `{}` did not build", entry.feature);
+                Tally {
+                    passed: 0,
+                    failed: 1,
+                }
+            }
+        };
+        say_must_fail(&mut log, entry, tally);
+        runner.record(&name, Outcome::Ran(tally), path);
+    }
+
     Ok(print_summary(&runner.suites))
 }
 
@@ -350,14 +439,14 @@ fn print_summary(suites: &[Suite]) -> bool {
                 total.add(*t);
                 let mark = if t.failed == 0 { "ok  " } else { "FAIL" };
                 println!(
-                    "{mark} {:<18} {} passed, {} failed  (log: {})",
+                    "{mark} {:<44} {} passed, {} failed  (log: {})",
                     suite.name,
                     t.passed,
                     t.failed,
                     suite.log.display()
                 );
             }
-            Outcome::Skipped(why) => println!("SKIP {:<18} {why}", suite.name),
+            Outcome::Skipped(why) => println!("SKIP {:<44} {why}", suite.name),
         }
     }
     let skipped = suites
