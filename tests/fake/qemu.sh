@@ -17,6 +17,7 @@ case "$*" in
     ktap_start 1
     echo "# start: $name"
     if [ "$FAKE_MUST_FAIL" = caught ]; then
+        printf '[    0.100000] cpu1 ERROR lockdep: task exits holding locks\r\n'
         echo "not ok 1 $name"; exit 35
     fi
     echo "ok 1 $name"; exit 33 ;;

@@ -26,6 +26,9 @@ pub struct Entry {
     /// The feature that puts the bug back.
     pub feature: &'static str,
     pub check: Check,
+    /// Text the failing kernel run must print, so that it fails for the
+    /// reason the entry is about ("" for any failure of the test).
+    pub because: &'static str,
 }
 
 impl Entry {
@@ -53,21 +56,28 @@ pub const ENTRIES: &[Entry] = &[
         name: "seed v6 put ordering (loom)",
         feature: "seed-v6-ordering",
         check: Check::Loom("loom_seed_detach_race"),
+        because: "",
     },
     Entry {
         name: "seed v6 put ordering (kernel, lockdep)",
         feature: "seed-v6-ordering",
         check: Check::Kernel("replay_seed_put_races_detach"),
+        // The read annotation left held: lockdep must report it.
+        because: "lockdep: ",
     },
     Entry {
         name: "CVE-2025-38554 no mm pin (loom)",
         feature: "no-mm-pin",
         check: Check::Loom("loom_reader_vs_reuse_other_mm"),
+        because: "",
     },
     Entry {
         name: "CVE-2025-38554 no mm pin (kernel)",
         feature: "no-mm-pin",
         check: Check::Kernel("replay_cve_2025_38554_reuse_by_exiting_mm"),
+        // The put touches freed memory: its own check panics, or the
+        // replay's order check fails; either is the bug seen.
+        because: "",
     },
 ];
 
@@ -81,10 +91,12 @@ const FAIL: Tally = Tally {
 };
 
 /// A kernel entry: the guest reported `not ok` for this test (a panic in
-/// it is reported so too). A run that never got to its result (a hang, a
-/// crash before it) does not show the bug being caught.
-pub fn judge_kernel(report: &Report, test: &str) -> Tally {
-    if report.results.iter().any(|r| r.name == test && !r.ok) {
+/// it is reported so too) and its output contains `because`. A run that
+/// never got to its result (a hang, a crash before it) does not show the
+/// bug being caught.
+pub fn judge_kernel(report: &Report, output: &str, test: &str, because: &str) -> Tally {
+    let failed = report.results.iter().any(|r| r.name == test && !r.ok);
+    if failed && output.contains(because) {
         PASS
     } else {
         FAIL
@@ -103,16 +115,34 @@ mod tests {
 
     #[test]
     fn a_kernel_entry_needs_its_test_to_fail() {
-        let caught = report("KTAP version 1\n1..1\n# start: t\nnot ok 1 t\n");
-        assert_eq!(judge_kernel(&caught, "t"), PASS);
-        let missed = report("KTAP version 1\n1..1\n# start: t\nok 1 t\n");
-        assert_eq!(judge_kernel(&missed, "t"), FAIL);
-        let hung = report("KTAP version 1\n1..1\n# start: t\n");
-        assert_eq!(judge_kernel(&hung, "t"), FAIL);
-        let other = report("KTAP version 1\n1..2\nnot ok 1 u\nok 2 t\n");
-        assert_eq!(judge_kernel(&other, "t"), FAIL);
-        let skipped = report("KTAP version 1\n1..1\nok 1 t # SKIP needs 2 CPUs\n");
-        assert_eq!(judge_kernel(&skipped, "t"), FAIL);
+        let judge = |text: &str| judge_kernel(&report(text), text, "t", "");
+        assert_eq!(
+            judge("KTAP version 1\n1..1\n# start: t\nnot ok 1 t\n"),
+            PASS
+        );
+        assert_eq!(judge("KTAP version 1\n1..1\n# start: t\nok 1 t\n"), FAIL);
+        // Hung: no result at all.
+        assert_eq!(judge("KTAP version 1\n1..1\n# start: t\n"), FAIL);
+        assert_eq!(judge("KTAP version 1\n1..2\nnot ok 1 u\nok 2 t\n"), FAIL);
+        assert_eq!(
+            judge("KTAP version 1\n1..1\nok 1 t # SKIP needs 2 CPUs\n"),
+            FAIL
+        );
+    }
+
+    #[test]
+    fn a_kernel_entry_must_fail_for_its_reason() {
+        let by_lockdep = "KTAP version 1\n1..1\n# start: t\n\
+            [    0.1] cpu1 ERROR lockdep: task exits holding locks\nnot ok 1 t\n";
+        assert_eq!(
+            judge_kernel(&report(by_lockdep), by_lockdep, "t", "lockdep: "),
+            PASS
+        );
+        let otherwise = "KTAP version 1\n1..1\n# start: t\nnot ok 1 t\n";
+        assert_eq!(
+            judge_kernel(&report(otherwise), otherwise, "t", "lockdep: "),
+            FAIL
+        );
     }
 
     #[test]

@@ -46,8 +46,8 @@ const NEEDS_TWO: &str = "a replay needs 2 CPUs";
 
 type Shared<T> = Arc<SpinLock<Option<T>>>;
 
-/// An address space for one replay, with `pages` pages mapped read-write at
-/// `X`, sharing `cache` (a fresh one if None).
+/// An address space for one replay, with one page mapped read-write at `X`,
+/// its VMAs from `cache` (a fresh cache of its own if None).
 fn test_mm(cache: Option<&Arc<VmaCache<Kernel>>>) -> Result<MmRef<Kernel>, String> {
     let cache = cache.cloned().unwrap_or_else(|| Arc::new(VmaCache::new()));
     let mm = Mm::<Kernel>::new(cache).map_err(|e| format!("no address space: {e:?}"))?;

@@ -63,6 +63,23 @@ impl Write for Tee {
     }
 }
 
+/// Writes through to a log and keeps a copy (to judge what a run printed).
+struct Capture<'a> {
+    log: &'a mut Tee,
+    text: Vec<u8>,
+}
+
+impl Write for Capture<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.text.extend_from_slice(buf);
+        self.log.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.log.flush()
+    }
+}
+
 /// How long one cargo suite (its build included) may run before it is
 /// killed and failed, naming what was running: a hung test must never hang
 /// `make test`. `SUITE_TIMEOUT=seconds` overrides it.
@@ -403,8 +420,15 @@ fn run_all() -> io::Result<bool> {
                 c.smp = must_fail::KERNEL_SMP;
                 c.ktest = entry.test().to_string();
                 c.timeout = Some(Duration::from_secs(180));
-                match guest::boot(&c, &mut log) {
-                    Ok((_, report)) => must_fail::judge_kernel(&report, entry.test()),
+                let mut seen = Capture {
+                    log: &mut log,
+                    text: Vec::new(),
+                };
+                match guest::boot(&c, &mut seen) {
+                    Ok((_, report)) => {
+                        let text = String::from_utf8_lossy(&seen.text);
+                        must_fail::judge_kernel(&report, &text, entry.test(), entry.because)
+                    }
                     Err(e) => {
                         let _ = writeln!(log, "cannot boot: {e}");
                         Tally {
@@ -439,14 +463,14 @@ fn print_summary(suites: &[Suite]) -> bool {
                 total.add(*t);
                 let mark = if t.failed == 0 { "ok  " } else { "FAIL" };
                 println!(
-                    "{mark} {:<44} {} passed, {} failed  (log: {})",
+                    "{mark} {:<50} {} passed, {} failed  (log: {})",
                     suite.name,
                     t.passed,
                     t.failed,
                     suite.log.display()
                 );
             }
-            Outcome::Skipped(why) => println!("SKIP {:<44} {why}", suite.name),
+            Outcome::Skipped(why) => println!("SKIP {:<50} {why}", suite.name),
         }
     }
     let skipped = suites
