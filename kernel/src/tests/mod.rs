@@ -6,6 +6,7 @@ mod locks;
 mod memory;
 mod percpu_fpu;
 mod rcu;
+mod replay_more;
 mod sched;
 mod selftest;
 mod smp;
