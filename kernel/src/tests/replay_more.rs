@@ -300,7 +300,11 @@ ktest!(
         taken.release();
         fell.wait_parked()?;
         // The lookup has failed and returned: it must own nothing now.
-        kassert_eq!(put.hits(), 1, "the failed lookup did not drop its reference");
+        kassert_eq!(
+            put.hits(),
+            1,
+            "the failed lookup did not drop its reference"
+        );
         kassert_eq!(
             vma.refcnt(),
             base,
@@ -393,10 +397,7 @@ fn replay_pt_free() -> Result<(), String> {
     let before = mm.counters.snapshot();
     let s = Session::begin()?;
     let freed = at(Point::UnmapFreed).mm(&*mm).addr(B.start);
-    let holding = s.stop(
-        at(Point::FaultLeafFound).vma(a).addr(A).task(READER),
-        freed,
-    );
+    let holding = s.stop(at(Point::FaultLeafFound).vma(a).addr(A).task(READER), freed);
     let cleared = s.watch(at(Point::UnmapPtCleared).mm(&*mm).addr(B.start));
     let (r, out) = spawn_fault(&mm, A, Access::Write);
     holding.wait_parked()?;
@@ -431,9 +432,8 @@ fn replay_pt_free() -> Result<(), String> {
     kassert_eq!(PteFlags::of(leaf), want, "A's page entry");
     // SAFETY: the frame is A's page, mapped in `mm` (held by the test); the
     // direct map covers it; nothing writes it now.
-    let page = unsafe {
-        core::slice::from_raw_parts(phys_to_virt(leaf & ADDR_MASK).cast::<u64>(), 512)
-    };
+    let page =
+        unsafe { core::slice::from_raw_parts(phys_to_virt(leaf & ADDR_MASK).cast::<u64>(), 512) };
     kassert!(page.iter().all(|&w| w == 0), "A's new page is not zeroed");
     let next = walk(root, NEXT_PT);
     kassert_eq!(next.len(), 3, "B's own table is still hooked");
@@ -526,7 +526,11 @@ ktest!(
         kassert_eq!(found.hits(), 1, "X's entry not read from the old nodes");
         kassert_eq!(restart.hits(), 1, "the freed VMA not seen as detached");
         kassert_eq!(after.miss - before.miss, 1, "the miss was not counted");
-        kassert_eq!(vma_released.hits(), 1, "X's VMA memory never left the cache");
+        kassert_eq!(
+            vma_released.hits(),
+            1,
+            "X's VMA memory never left the cache"
+        );
         kassert!(
             vma_released.first_hit() > walking.released_at(),
             "X's VMA memory was reclaimed before the reader left ({:?}, {:?})",
@@ -539,11 +543,7 @@ ktest!(
             nodes_freed.first_hit(),
             walking.released_at()
         );
-        kassert_eq!(
-            vma_objects(),
-            objects - 1,
-            "X's VMA memory not reclaimed"
-        );
+        kassert_eq!(vma_objects(), objects - 1, "X's VMA memory not reclaimed");
         kassert_eq!(lockdep::total_reports(), reports, "lockdep reports");
         Ok(())
     }
