@@ -501,7 +501,7 @@ ktest!(
             "tree nodes went back to the heap under a reader"
         );
         kassert_eq!(vma_objects(), objects, "a VMA object was deallocated");
-        // SAFETY: not deallocated (the two checks above), and it cannot be
+        // SAFETY: not deallocated (the checks above), and it cannot be
         // while the reader stays in its read section, parked where it is.
         let vma = unsafe { &*v };
         kassert_eq!(vma.refcnt(), 0, "the freed VMA has references");
