@@ -72,6 +72,12 @@ pub enum Point {
     MmExitDone,
     /// `mmdrop`: the address space's structure is about to be freed.
     MmFree,
+    /// A range-tree walk for `addr` has loaded a node (inside the caller's
+    /// RCU read section) and not read it yet.
+    TreeNodeLoaded,
+    /// Range-tree nodes unlinked by a change are about to be freed (the
+    /// RCU callback, after a grace period).
+    TreeNodesFree,
 }
 
 /// What a point is about; 0 for what it does not know. Addresses only: a

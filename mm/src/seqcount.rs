@@ -63,6 +63,17 @@ impl MmLockSeq {
         self.seq.store(old.wrapping_add(1), Ordering::Release);
     }
 
+    /// Move the count on as if `cycles` write-lock cycles had run, keeping
+    /// its parity. Test builds only: a replay reaches the wrap-around without
+    /// 2^31 real cycles. Only the `mmap_lock` write holder may call it.
+    #[cfg(feature = "race-inject")]
+    pub fn skip_cycles(&self, cycles: u32) {
+        let old = self.seq.load(Ordering::Relaxed);
+        // Relaxed: published by `write_end`'s Release, like `write_begin`.
+        self.seq
+            .store(old.wrapping_add(cycles.wrapping_mul(2)), Ordering::Relaxed);
+    }
+
     /// The value for a relaxed pre-check (a hint only).
     pub fn read_relaxed(&self) -> u32 {
         self.seq.load(Ordering::Relaxed)

@@ -7,6 +7,7 @@ mod memory;
 mod percpu_fpu;
 mod rcu;
 mod replay;
+mod replay_more;
 mod sched;
 mod selftest;
 mod smp;

@@ -77,6 +77,16 @@ impl<P: Platform> Mm<P> {
         self.lock_seq.read_acquire()
     }
 
+    /// Run `cycles` (at least 1) mmap write-lock cycles at once, as far as
+    /// `lock_seq` can tell. Test builds only: a replay reaches the count's
+    /// wrap-around without 2^31 real cycles.
+    #[cfg(feature = "race-inject")]
+    pub fn fast_forward_lock_seq(&self, cycles: u32) {
+        assert!(cycles >= 1, "fast-forward by no cycle");
+        let _w = self.write_lock();
+        self.lock_seq.skip_cycles(cycles - 1);
+    }
+
     /// A snapshot of the VMAs, in address order (takes the read lock).
     pub fn vmas(&self) -> Vec<(Range<u64>, Prot)> {
         let r = self.read_lock();

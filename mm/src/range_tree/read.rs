@@ -171,6 +171,7 @@ pub(super) unsafe fn next_from<V: Copy, const B: usize>(
         }
         // SAFETY: the caller keeps every reachable node alive.
         let n = unsafe { &*node };
+        race_point!(TreeNodeLoaded, addr = addr);
         n.check_alive();
         match n.body() {
             Body::Leaf { .. } => {

@@ -367,6 +367,7 @@ unsafe impl<V: Send, const B: usize> Send for Retired<V, B> {}
 
 impl<V, const B: usize> Retired<V, B> {
     fn free(self) {
+        race_point!(TreeNodesFree);
         for p in self.0 {
             // SAFETY: `call_rcu` runs us after a grace period, so no reader
             // still holds `p`; each node was retired exactly once.
