@@ -117,9 +117,7 @@ pub fn user_exception(frame: &mut TrapFrame, why: FaultReason) {
 /// process context), so ending the thread leaves the CPU's books balanced.
 pub fn deliver(frame: &mut TrapFrame, why: FaultReason, addr: u64) {
     debug_assert!(frame.from_user());
-    // SAFETY: the thread's own fault path; `ts` is not used once
-    // `end_process` (which may end the thread) is reached.
-    let ts = unsafe { thread_state() };
+    let mut ts = thread_state();
     if ts.fault_handler != 0 && ts.saved.is_none() {
         // Deliver to the handler: it runs on its own stack with the fault's
         // address, reason, RIP and error code; FAULT_RETURN restores `saved`.
@@ -139,6 +137,8 @@ pub fn deliver(frame: &mut TrapFrame, why: FaultReason, addr: u64) {
         };
         return;
     }
+    // Not held into `end_process`, which ends the thread.
+    drop(ts);
     end_process(frame, why, addr)
 }
 
