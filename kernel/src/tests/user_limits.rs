@@ -9,18 +9,19 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::user_threads::{expect_frames_back, free_frames};
 use crate::memory::{frame, heap, paging};
-use crate::{kassert, kassert_eq, ktest, rcu, sched, user};
+use crate::{kassert, kassert_eq, ktest, rcu, user};
 
 /// Long enough for any of these programs under TCG on a loaded host; a
 /// process still alive after this is stuck.
 const TIMEOUT_NS: u64 = 60_000_000_000;
 
-/// Free frames plus those the kernel's own growing structures (heap, kernel
-/// page tables) took: flat across a process that gave everything back.
+/// The frame count that must come back: free frames plus those the
+/// kernel's own growing structures (heap, kernel page tables) took.
 fn frames_baseline() -> usize {
     rcu::rcu_barrier();
-    frame::free_count() + heap::mapped_frames() + paging::kernel_table_frames()
+    free_frames()
 }
 
 /// Run `name args` to its end (bounded), let `ended` look at the process
@@ -38,25 +39,6 @@ fn run_and_look(name: &str, args: &str, ended: impl FnOnce(&user::Process)) -> R
     ended(&p);
     user::reap(&p);
     Ok(code)
-}
-
-/// Wait (bounded) until the frames are back to `before`, then check. A
-/// reaped thread's kernel stack goes when its CPU has switched away from
-/// it, and RCU frees page tables after a grace period.
-fn expect_frames_back(before: usize, what: &str) -> crate::ktest::TestResult {
-    for _ in 0..200 {
-        if frames_baseline() == before {
-            return Ok(());
-        }
-        sched::sleep_ns(10_000_000);
-    }
-    kassert_eq!(
-        frames_baseline(),
-        before,
-        "free frames (plus kernel heap/table frames) before and after {}",
-        what
-    );
-    Ok(())
 }
 
 ktest!(

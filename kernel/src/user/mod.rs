@@ -25,6 +25,7 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering
 
 use abi::errno::Errno;
 use mm::mm::{MapAt, Mm, MmRef};
+use mm::vma::Prot;
 use mm::vma_cache::VmaCache;
 
 use crate::arch::trap::TrapFrame;
@@ -320,8 +321,12 @@ fn start_main_thread() {
     let loaded = p.with_mm(|mm| -> Result<u64, &'static str> {
         let image = program(&p.name).ok_or("no such program")?;
         let entry = elf::load(image, mm)?;
-        mm.map(MapAt::Fixed(STACK_TOP - STACK_SIZE), STACK_SIZE, 3)
-            .map_err(|_| "no room for the stack")?;
+        mm.map(
+            MapAt::Fixed(STACK_TOP - STACK_SIZE),
+            STACK_SIZE,
+            Prot::RW.bits(),
+        )
+        .map_err(|_| "no room for the stack")?;
         Ok(entry)
     });
     let err = match loaded {
