@@ -145,11 +145,7 @@ pub fn deliver(frame: &mut TrapFrame, why: FaultReason, addr: u64) {
 /// No handler (or a fault inside it): one line, then the whole process ends.
 fn end_process(frame: &TrapFrame, why: FaultReason, addr: u64) -> ! {
     let p = current_process();
-    let at = if frame.vector == 14 {
-        alloc::format!(" at {addr:#x}")
-    } else {
-        alloc::string::String::new()
-    };
+    let at = FaultAddr((frame.vector == 14).then_some(addr));
     crate::println_raw!(
         "process {} '{}' thread {} on cpu{}: {} (vector {}) at rip {:#x}: {}{} (error {:#x}): killed",
         p.id,
@@ -170,6 +166,20 @@ fn end_process(frame: &TrapFrame, why: FaultReason, addr: u64) -> ! {
     }
     kill_process(p, abi::thread::EXIT_CODE_FAULT);
     thread_exit(abi::thread::EXIT_CODE_FAULT as i64)
+}
+
+/// " at ADDR" for a page fault, nothing for other exceptions; printed
+/// without a heap allocation, since every thread of a process may get here
+/// at once.
+struct FaultAddr(Option<u64>);
+
+impl core::fmt::Display for FaultAddr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, " at {a:#x}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Remember the first fault that ended `p` (for tests and post-mortems).

@@ -76,7 +76,10 @@ fn spawn_until_refused(mut threads: usize) -> (usize, Errno) {
             Err(e) => return (threads, e),
         }
         // Far past any limit: the kernel never refused.
-        check!(threads < 100 * MAX_THREADS, "{threads} threads and never refused");
+        check!(
+            threads < 100 * MAX_THREADS,
+            "{threads} threads and never refused"
+        );
     }
 }
 
@@ -92,14 +95,23 @@ fn main(args: Args) -> i32 {
     match expect {
         "EAGAIN" => {
             check!(err == Errno::EAGAIN, "refused with {err}, not EAGAIN");
-            check!(threads == MAX_THREADS, "refused at {threads}, not {MAX_THREADS}");
+            check!(
+                threads == MAX_THREADS,
+                "refused at {threads}, not {MAX_THREADS}"
+            );
             // The limit holds: asking again changes nothing.
             check!(spawn(limit_sleeper) == Err(Errno::EAGAIN), "second try");
             // An exited thread counts until joined; joining makes one slot.
             let tid = quitter.unwrap_or(0);
-            check!(rt::sys::thread_join(tid) == Ok(QUIT_CODE), "join of the quitter");
+            check!(
+                rt::sys::thread_join(tid) == Ok(QUIT_CODE),
+                "join of the quitter"
+            );
             check!(spawn(limit_sleeper).is_ok(), "no room after a join");
-            check!(spawn(limit_sleeper) == Err(Errno::EAGAIN), "the limit after a join");
+            check!(
+                spawn(limit_sleeper) == Err(Errno::EAGAIN),
+                "the limit after a join"
+            );
         }
         "ENOMEM" => {
             check!(err == Errno::ENOMEM, "refused with {err}, not ENOMEM");
