@@ -181,6 +181,9 @@ fn new_process(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
     }
     let root = mm.page_table_root();
     // Share the kernel half: PDPTs for every kernel slot exist from boot.
+    // Plain u64 entries: the kernel's table is an `x86_64` `PageTable`, the
+    // process's is `mm`'s table of atomics, and a u64 is what both are in
+    // memory.
     let kernel = phys_to_virt(paging::kernel_pml4()) as *const u64;
     let user = phys_to_virt(root) as *mut u64;
     for i in 256..512 {
