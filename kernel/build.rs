@@ -2,6 +2,8 @@
 //! stubs (one per vector, so even an unexpected vector is reported by number).
 use std::fmt::Write;
 
+include!("build_user_inputs.rs");
+
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     build_user_programs(&root);
@@ -37,18 +39,7 @@ fn main() {
 fn build_user_programs(root: &std::path::Path) {
     use std::process::Command;
     let user = root.join("user");
-    for p in [
-        "user/src",
-        "user/rt",
-        "user/Cargo.toml",
-        "user/Cargo.lock",
-        "user/build.rs",
-    ] {
-        println!("cargo:rerun-if-changed={}", root.join(p).display());
-    }
-    for p in ["user/x86_64-user.json", "user/link.ld", "abi"] {
-        println!("cargo:rerun-if-changed={}", root.join(p).display());
-    }
+    watch_user_inputs(root);
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let target_dir = out.join("user-target");
 

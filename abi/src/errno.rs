@@ -21,6 +21,9 @@ impl Errno {
     /// Interrupted: a call cut short because its process is being killed.
     /// A program never sees it (the thread leaves before it returns).
     pub const EINTR: Errno = Errno(4);
+    /// Try again later: `THREAD_SPAWN` when the process has
+    /// [`crate::thread::MAX_THREADS`] threads already.
+    pub const EAGAIN: Errno = Errno(11);
     /// Out of memory, or no room in the address space.
     pub const ENOMEM: Errno = Errno(12);
     /// A user pointer argument points at memory the caller may not access.
@@ -44,6 +47,7 @@ impl Errno {
             Errno::EPERM => "EPERM",
             Errno::ESRCH => "ESRCH",
             Errno::EINTR => "EINTR",
+            Errno::EAGAIN => "EAGAIN",
             Errno::ENOMEM => "ENOMEM",
             Errno::EFAULT => "EFAULT",
             Errno::EBUSY => "EBUSY",
@@ -106,6 +110,7 @@ mod tests {
             (Errno::EPERM, 1),
             (Errno::ESRCH, 3),
             (Errno::EINTR, 4),
+            (Errno::EAGAIN, 11),
             (Errno::ENOMEM, 12),
             (Errno::EFAULT, 14),
             (Errno::EBUSY, 16),

@@ -22,6 +22,11 @@ pub const MIN_MAIN_STACK: u64 = 64 * 1024;
 /// The longest argument string `GET_ARGS` can return.
 pub const ARGS_MAX: usize = 1024;
 
+/// Most threads a process may have at once, its first thread included and
+/// those that exited but were not joined yet counted: `THREAD_SPAWN` past it
+/// returns `EAGAIN` (a `THREAD_JOIN` makes room).
+pub const MAX_THREADS: usize = 256;
+
 /// Exit codes are 32-bit; `THREAD_JOIN` returns one zero-extended (so it is
 /// never read as an error).
 pub fn exit_code_to_ret(code: i32) -> u64 {

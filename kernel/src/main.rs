@@ -6,6 +6,8 @@
 //! in-kernel tests (`mode=test`) or the demo, and leaves QEMU.
 #![no_std]
 #![no_main]
+// `Arc::try_new`: a user thread's task is allocated fallibly.
+#![feature(allocator_api)]
 
 extern crate alloc;
 

@@ -225,10 +225,9 @@ fn with_held<R>(f: impl FnOnce(&mut HeldLocks) -> R) -> Option<R> {
         return Some(f(unsafe { &mut *IRQ_HELD[percpu::cpu_id()].0.get() }));
     }
     let task = sched::try_current()?;
-    // SAFETY: only the task itself touches its list, with interrupts off
-    // (interrupt handlers use their CPU's list), so there is no concurrent
-    // access.
-    Some(f(unsafe { &mut *task.held.get() }))
+    // SAFETY: `task` is the current task, interrupts are off (interrupt
+    // handlers use their CPU's list), and `f` does not come back here.
+    Some(unsafe { task.with_held_locks(f) })
 }
 
 /// `lock` (of `map`'s class) is being acquired at `site`. Called *before*

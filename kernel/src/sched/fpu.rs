@@ -24,8 +24,6 @@
 //! is not enabled (CR4.OSXSAVE stays clear, so `xsave` and `ymm` registers
 //! do not exist for it), so `xsave` would buy nothing.
 
-use core::cell::UnsafeCell;
-
 use super::Task;
 
 /// The `fxsave64` image: 512 bytes, 16-byte aligned (the instruction's rule).
@@ -61,30 +59,40 @@ impl FpuState {
 }
 
 /// Store this CPU's x87/SSE registers into `area`.
-fn save(area: &UnsafeCell<FpuState>) {
-    // SAFETY: `area` is a 16-byte-aligned 512-byte image that only the CPU
-    // switching this task touches (serialized by `on_cpu`, like `rsp`);
-    // CR4.OSFXSR is set, so `fxsave64` includes the `xmm` registers.
-    unsafe {
-        core::arch::asm!("fxsave64 [{}]", in(reg) area.get(), options(nostack, preserves_flags))
-    };
+///
+/// # Safety
+/// `area` is a task's image and the caller the only one touching it (the
+/// switching CPU, `Task::save_fpu`).
+pub(super) unsafe fn save(area: *mut FpuState) {
+    // SAFETY: `area` is a 16-byte-aligned 512-byte image nobody else touches
+    // (the caller's contract); CR4.OSFXSR is set, so `fxsave64` includes the
+    // `xmm` registers.
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area, options(nostack, preserves_flags)) };
 }
 
 /// Load this CPU's x87/SSE registers from `area`.
-fn restore(area: &UnsafeCell<FpuState>) {
+///
+/// # Safety
+/// As for [`save`] (`Task::restore_fpu`).
+pub(super) unsafe fn restore(area: *mut FpuState) {
     // SAFETY: as in `save`. The image is either `initial()` or one written
     // by `fxsave64`, so its MXCSR has no reserved bit set (which would #GP).
     unsafe {
-        core::arch::asm!("fxrstor64 [{}]", in(reg) area.get(), options(nostack, readonly, preserves_flags))
+        core::arch::asm!("fxrstor64 [{}]", in(reg) area, options(nostack, readonly, preserves_flags))
     };
 }
 
 /// Called by the context switch (interrupts off) from `prev` to `next`.
-pub fn switch(prev: &Task, next: &Task) {
+///
+/// # Safety
+/// The caller is the switching CPU: it runs `prev` and has claimed `next`.
+pub(super) unsafe fn switch(prev: &Task, next: &Task) {
     if prev.user.is_some() {
-        save(&prev.fpu);
+        // SAFETY: we are switching `prev` out (the caller's contract).
+        unsafe { prev.save_fpu() };
     }
     if next.user.is_some() {
-        restore(&next.fpu);
+        // SAFETY: we are switching `next` in (the caller's contract).
+        unsafe { next.restore_fpu() };
     }
 }

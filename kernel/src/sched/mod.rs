@@ -38,7 +38,7 @@ use crate::arch::{apic, cpu, idt};
 use crate::memory::kstack::KernelStack;
 use crate::sync::SpinLock;
 use crate::sync::spinlock::SpinLockGuard;
-pub use task::{State, Task};
+pub use task::{State, Task, current_uthread};
 
 struct RunQueue {
     queue: SpinLock<VecDeque<Arc<Task>>>,
@@ -124,12 +124,7 @@ fn set_current(t: *const Task) {
 
 fn adopt_running_context(name: String) -> *mut Task {
     let cpu = percpu::cpu_id();
-    let me = Arc::new(Task::new(
-        NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        name,
-        None,
-        None,
-    ));
+    let me = Arc::new(Task::new(next_id(), name, None, None));
     me.set_state(State::Running);
     me.on_cpu.store(true, Ordering::Relaxed);
     me.cpu.store(cpu, Ordering::Relaxed);
@@ -165,49 +160,52 @@ pub fn init_ap_and_idle() -> ! {
 }
 
 fn new_task(name: String, entry: Box<dyn FnOnce() + Send>) -> Arc<Task> {
-    new_task_in(name, entry, None).expect("out of memory for a kernel stack")
+    let stack = KernelStack::new().expect("out of memory for a kernel stack");
+    Arc::new(Task::new(next_id(), name, Some(stack), Some(entry)))
 }
 
-fn new_task_in(
-    name: String,
-    entry: Box<dyn FnOnce() + Send>,
-    user: Option<Arc<crate::user::Process>>,
-) -> Option<Arc<Task>> {
-    let stack = match user {
-        Some(_) => KernelStack::new_for_user()?,
-        None => KernelStack::new()?,
-    };
-    let top = stack.top();
-    let mut task = Task::new(
-        NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        name,
-        Some(stack),
-        Some(entry),
-    );
-    task.user = user;
-    let t = Arc::new(task);
-    // SAFETY: the task is new; nothing else can see its `rsp` yet.
-    unsafe { *t.rsp.get() = switch::initial_stack(top) };
-    Some(t)
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A thread of a user process: a task whose kernel entry `f` ends by
-/// entering user mode, with its user state set to `uthread` from the start.
-/// None if out of memory.
+/// A thread of a user process, not started yet ([`start_user`]): a task
+/// whose kernel entry `f` ends by entering user mode, with its user state
+/// set to `uthread` from the start.
 ///
-/// `f` never returns, so whatever it captures is never dropped: it should
-/// capture nothing (a zero-sized closure is boxed without an allocation)
-/// and find what it needs in `uthread`.
-pub fn spawn_user(
+/// `None` if out of memory. A process can call this in a loop, so nothing
+/// here panics when memory runs out: every allocation is fallible, and none
+/// is made once user memory is low (the kernel stack and the task would
+/// otherwise come out of the frame reserve, through the heap's growth).
+///
+/// `f` never returns, so whatever it captures would never be dropped: it
+/// must capture nothing (checked at compile time; a zero-sized closure is
+/// boxed without an allocation) and find what it needs in `uthread`.
+pub fn new_user_task<F: FnOnce() + Send + 'static>(
     name: &str,
     process: Arc<crate::user::Process>,
-    cpu: Option<usize>,
     uthread: crate::user::ThreadState,
-    f: impl FnOnce() + Send + 'static,
+    f: F,
 ) -> Option<Arc<Task>> {
-    let t = new_task_in(String::from(name), Box::new(f), Some(process))?;
-    // SAFETY: the task is not queued yet, so nothing else can see it.
-    unsafe { *t.uthread.get() = uthread };
+    const {
+        assert!(
+            core::mem::size_of::<F>() == 0,
+            "a user thread's entry captures nothing"
+        )
+    };
+    if <crate::mm_platform::Kernel as mm::platform::Platform>::memory_low() {
+        return None;
+    }
+    let mut owned_name = String::new();
+    owned_name.try_reserve_exact(name.len()).ok()?;
+    owned_name.push_str(name);
+    let stack = KernelStack::new_for_user()?;
+    let mut task = Task::new(next_id(), owned_name, Some(stack), Some(Box::new(f)));
+    task.set_user(process, uthread);
+    Arc::try_new(task).ok()
+}
+
+/// Queue a task made by [`new_user_task`] on `cpu` (pinned) or anywhere.
+pub fn start_user(t: &Arc<Task>, cpu: Option<usize>) {
     let target = match cpu {
         Some(c) => {
             t.affinity.store(c, Ordering::Relaxed);
@@ -216,7 +214,6 @@ pub fn spawn_user(
         None => pick_cpu(),
     };
     enqueue(t.clone(), target);
-    Some(t)
 }
 
 /// Create a task running `f`, on `cpu` (pinned) or anywhere (None).
@@ -237,15 +234,19 @@ pub fn spawn(name: &str, cpu: Option<usize>, f: impl FnOnce() + Send + 'static) 
     t
 }
 
-/// Least-loaded online CPU, round-robin among equals.
+/// Least-loaded online CPU, round-robin among equals. Allocates nothing:
+/// a process spawning threads in a loop comes here each time.
 fn pick_cpu() -> usize {
-    let start = NEXT_CPU.fetch_add(1, Ordering::Relaxed);
-    let online: Vec<usize> = percpu::online_cpus().map(|c| c.cpu_id as usize).collect();
-    let n = online.len().max(1);
-    (0..n)
-        .map(|i| online[(start + i) % n])
-        .min_by_key(|&c| RQ[c].queue.lock_irqsave().len())
-        .unwrap_or(0)
+    let n = percpu::online_cpus().count().max(1);
+    let start = NEXT_CPU.fetch_add(1, Ordering::Relaxed) % n;
+    percpu::online_cpus()
+        .enumerate()
+        .min_by_key(|&(i, c)| {
+            let queued = RQ[c.cpu_id as usize].queue.lock_irqsave().len();
+            // Among equals, the first at or after `start`.
+            (queued, (i + n - start) % n)
+        })
+        .map_or(0, |(_, c)| c.cpu_id as usize)
 }
 
 fn enqueue(t: Arc<Task>, cpu: usize) {
@@ -422,16 +423,16 @@ fn switch_to(me: usize, prev_ptr: *mut Task, next: Arc<Task>) {
     let prev = unsafe { &*prev_ptr };
     claim(me, &next);
     crate::user::switch_address_space(&next, me);
-    let next_rsp = {
-        // SAFETY: on_cpu serializes access to `rsp` (we own `next` now).
-        unsafe { *next.rsp.get() }
-    };
-    fpu::switch(prev, &next);
+    // SAFETY: we claimed `next` (on_cpu), so we are its switching CPU.
+    let next_rsp = unsafe { next.saved_rsp() };
+    // SAFETY: we run `prev` (interrupts off) and claimed `next`.
+    unsafe { fpu::switch(prev, &next) };
     rq.prev.store(prev_ptr, Ordering::Relaxed);
     set_current(Arc::into_raw(next));
-    // SAFETY: prev's `rsp` is written only here, by the CPU running prev; the
-    // next stack was prepared by `initial_stack` or saved by this function.
-    unsafe { switch::switch_stacks(prev.rsp.get(), next_rsp) };
+    // SAFETY: prev's `rsp` is written only here, by the CPU running prev (the
+    // rule on `rsp_slot`); the next stack was prepared by `initial_stack` or
+    // saved by this function.
+    unsafe { switch::switch_stacks(prev.rsp_slot(), next_rsp) };
     // Back in `prev`, possibly on another CPU, switched to by someone else.
     finish_switch();
 }
@@ -499,8 +500,8 @@ extern "C" fn task_first_run() -> ! {
     finish_switch();
     cpu::enable_interrupts();
     let t = current();
-    // SAFETY: `entry` is taken once, here, by the task itself.
-    let entry = unsafe { (*t.entry.get()).take() }.expect("task started twice");
+    // SAFETY: the task itself, on its first run.
+    let entry = unsafe { t.take_entry() }.expect("task started twice");
     entry();
     exit(0)
 }

@@ -14,11 +14,27 @@
 //! task on that CPU has finished switching away from it. Another CPU that
 //! wants to run the task waits for `on_cpu == false`, so a task's stack is
 //! never live on two CPUs at once (Linux's `p->on_cpu`).
+//!
+//! # Who touches the cells
+//!
+//! The fields that are not atomics are private, and each is reached only
+//! through a method whose contract names who may use it:
+//!
+//! - the saved stack pointer and the x87/SSE image: the *switching CPU*,
+//!   which runs the task or has claimed it by setting `on_cpu` (so no other
+//!   CPU can be switching it at the same time);
+//! - the entry closure: the task itself, once, on its first run;
+//! - the held-lock list (lockdep): the task itself, with interrupts off;
+//! - the user-thread state: the task itself, through a `RefCell` (a nested
+//!   borrow is a kernel bug and panics), reached only as the current task.
+//!
+//! A task under construction (`&mut Task`, before it is shared) may set
+//! anything.
 
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
-use core::cell::UnsafeCell;
+use core::cell::{RefCell, RefMut, UnsafeCell};
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use crate::memory::kstack::KernelStack;
@@ -46,14 +62,16 @@ pub struct Task {
     pub placed_on: AtomicUsize,
     /// Pinned to this CPU, or NO_CPU.
     pub affinity: AtomicUsize,
-    /// Saved stack pointer while not running.
-    pub rsp: UnsafeCell<u64>,
+    /// Saved stack pointer while not running (the switching CPU's).
+    rsp: UnsafeCell<u64>,
     /// A user thread's x87/SSE registers while it is not running (see
-    /// `sched::fpu`); the initial image until it first runs.
-    pub fpu: UnsafeCell<super::fpu::FpuState>,
+    /// `sched::fpu`); the initial image until it first runs. The switching
+    /// CPU's.
+    fpu: UnsafeCell<super::fpu::FpuState>,
     /// None for the boot task, which runs on the boot stack.
     pub stack: Option<KernelStack>,
-    pub entry: UnsafeCell<Option<Box<dyn FnOnce() + Send>>>,
+    /// What the task runs; taken by the task itself on its first run.
+    entry: UnsafeCell<Option<Box<dyn FnOnce() + Send>>>,
     pub exit_code: AtomicI64,
     pub exited: WaitQueue,
     /// Times this task was switched in, and on which CPUs (bitmask).
@@ -63,19 +81,23 @@ pub struct Task {
     pub wake_at: AtomicU64,
     /// Locks held, for lockdep; touched only by the task itself with
     /// interrupts disabled.
-    pub held: UnsafeCell<crate::lockdep::HeldLocks>,
+    held: UnsafeCell<crate::lockdep::HeldLocks>,
     /// Set by a user thread as it starts to exit: from then on the scheduler
     /// runs it on the kernel's page table, since its process's may be freed.
     pub left_mm: AtomicBool,
     /// The process this task is a thread of (None: a kernel task).
     pub user: Option<Arc<crate::user::Process>>,
-    /// User-thread state touched only by the thread itself.
-    pub uthread: UnsafeCell<crate::user::ThreadState>,
+    /// User-thread state, touched only by the thread itself
+    /// ([`current_uthread`]).
+    uthread: RefCell<crate::user::ThreadState>,
 }
 
-// SAFETY: the `UnsafeCell` fields are touched only under the protocol
-// documented on each: `rsp` and `fpu` by the CPU switching the task
-// (serialized by `on_cpu`), `entry` once by the task's first run, `held` by the task itself.
+// SAFETY: the cells are touched only under the rules in the module comment,
+// which the methods below carry as their contracts: `rsp` and `fpu` by the
+// CPU switching the task (serialized by `on_cpu`), `entry` once by the
+// task's first run, `held` and `uthread` by the task itself (a task runs on
+// one CPU at a time, and the switch orders one CPU's accesses before the
+// next's: `on_cpu` Release/Acquire).
 unsafe impl Sync for Task {}
 // SAFETY: as above; a task moves between CPUs only through the run queues.
 unsafe impl Send for Task {}
@@ -87,6 +109,12 @@ impl Task {
         stack: Option<KernelStack>,
         entry: Option<Box<dyn FnOnce() + Send>>,
     ) -> Self {
+        // A new stack starts out as if it had been switched away from just
+        // before `task_trampoline`; the boot task's is saved at its first
+        // switch.
+        let rsp = stack
+            .as_ref()
+            .map_or(0, |s| super::switch::initial_stack(s.top()));
         Task {
             id,
             name,
@@ -95,7 +123,7 @@ impl Task {
             cpu: AtomicUsize::new(0),
             affinity: AtomicUsize::new(NO_CPU),
             placed_on: AtomicUsize::new(NO_CPU),
-            rsp: UnsafeCell::new(0),
+            rsp: UnsafeCell::new(rsp),
             fpu: UnsafeCell::new(super::fpu::FpuState::initial()),
             stack,
             entry: UnsafeCell::new(entry),
@@ -107,7 +135,7 @@ impl Task {
             held: UnsafeCell::new(crate::lockdep::HeldLocks::new()),
             left_mm: AtomicBool::new(false),
             user: None,
-            uthread: UnsafeCell::new(crate::user::ThreadState::default()),
+            uthread: RefCell::new(crate::user::ThreadState::default()),
         }
     }
 
@@ -137,4 +165,85 @@ impl Task {
         let a = self.affinity.load(Ordering::Relaxed);
         (a != NO_CPU).then_some(a)
     }
+
+    /// Make this (unshared) task a thread of `process` with user state
+    /// `uthread`.
+    pub fn set_user(
+        &mut self,
+        process: Arc<crate::user::Process>,
+        uthread: crate::user::ThreadState,
+    ) {
+        self.user = Some(process);
+        *self.uthread.get_mut() = uthread;
+    }
+
+    /// The stack pointer saved when the task last switched away.
+    ///
+    /// # Safety
+    /// The caller is the switching CPU: it has claimed the task (set
+    /// `on_cpu` after seeing it false with Acquire), so nobody writes `rsp`.
+    pub(super) unsafe fn saved_rsp(&self) -> u64 {
+        // SAFETY: no writer while we own the switch (the caller's contract).
+        unsafe { *self.rsp.get() }
+    }
+
+    /// Where `switch_stacks` saves the stack pointer as the task leaves.
+    /// Only the CPU running the task may write through it (it is then the
+    /// switching CPU); others read it only after claiming the task.
+    pub(super) fn rsp_slot(&self) -> *mut u64 {
+        self.rsp.get()
+    }
+
+    /// Store this CPU's x87/SSE registers into the task.
+    ///
+    /// # Safety
+    /// The caller is the switching CPU, switching this task out (it runs it,
+    /// with interrupts off).
+    pub(super) unsafe fn save_fpu(&self) {
+        // SAFETY: only we touch the image now (the caller's contract).
+        unsafe { super::fpu::save(self.fpu.get()) }
+    }
+
+    /// Load this CPU's x87/SSE registers from the task.
+    ///
+    /// # Safety
+    /// The caller is the switching CPU, switching this task in (it has
+    /// claimed it, with interrupts off).
+    pub(super) unsafe fn restore_fpu(&self) {
+        // SAFETY: only we touch the image now (the caller's contract).
+        unsafe { super::fpu::restore(self.fpu.get()) }
+    }
+
+    /// The task's entry closure; `None` once taken.
+    ///
+    /// # Safety
+    /// Called by the task itself (it is the current task), on its first
+    /// run: nobody else touches `entry`.
+    pub(super) unsafe fn take_entry(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        // SAFETY: the only access, by the task itself (the caller's contract).
+        unsafe { (*self.entry.get()).take() }
+    }
+
+    /// Run `f` on the task's held-lock list (lockdep).
+    ///
+    /// # Safety
+    /// The caller is the task itself (the current task), with interrupts
+    /// off, and does not call this again inside `f`: then the reference
+    /// `f` gets is the only one.
+    pub unsafe fn with_held_locks<R>(
+        &self,
+        f: impl FnOnce(&mut crate::lockdep::HeldLocks) -> R,
+    ) -> R {
+        // SAFETY: the caller's contract: no other reference exists.
+        f(unsafe { &mut *self.held.get() })
+    }
+}
+
+/// The running user thread's own state, borrowed until the guard drops.
+/// Safe because it can only be the caller's own: no other task touches a
+/// task's `uthread` (a thread's state is set while its task is unshared,
+/// `Task::set_user`), and a second borrow while one is held is a kernel bug
+/// that panics here.
+pub fn current_uthread() -> RefMut<'static, crate::user::ThreadState> {
+    super::current().uthread.borrow_mut()
 }

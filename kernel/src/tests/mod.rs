@@ -14,5 +14,6 @@ mod smp;
 mod soak;
 mod user;
 mod user_exceptions;
+mod user_limits;
 mod user_memory;
 mod user_threads;

@@ -58,14 +58,14 @@ fn expect_freed(p: Arc<user::Process>) -> Result<(), String> {
 
 /// Free frames plus those the kernel's own growing structures (heap, kernel
 /// page tables) took: constant unless something leaks.
-fn free_frames() -> usize {
+pub(super) fn free_frames() -> usize {
     frame::free_count() + heap::mapped_frames() + paging::kernel_table_frames()
 }
 
 /// Wait (bounded) until the free frames are back to `before`, then check.
 /// An exited thread's kernel stack is freed only once its CPU has switched
 /// away from it, and RCU frees page tables after a grace period.
-fn expect_frames_back(before: usize, what: &str) -> crate::ktest::TestResult {
+pub(super) fn expect_frames_back(before: usize, what: &str) -> crate::ktest::TestResult {
     for _ in 0..200 {
         rcu::rcu_barrier();
         if free_frames() == before {

@@ -7,6 +7,7 @@
 
 use abi::errno::Errno;
 use mm::mm::MapAt;
+use mm::vma::Prot;
 
 use super::uaccess::copy_to_user;
 use crate::mm_platform::Kernel;
@@ -55,7 +56,7 @@ pub fn load(image: &[u8], mm: &mm::mm::Mm<Kernel>) -> Result<u64, &'static str> 
         }
         let start = vaddr & !0xFFF;
         let end = (vaddr + memsz).next_multiple_of(4096);
-        mm.map(MapAt::Fixed(start), end - start, 3)
+        mm.map(MapAt::Fixed(start), end - start, Prot::RW.bits())
             .map_err(|_| "cannot map a segment")?;
         if filesz > 0 {
             let data = image
@@ -63,12 +64,17 @@ pub fn load(image: &[u8], mm: &mm::mm::Mm<Kernel>) -> Result<u64, &'static str> 
                 .ok_or("segment beyond the file")?;
             copy_to_user(vaddr, data).map_err(|_: Errno| "cannot fill a segment")?;
         }
-        // ELF p_flags: X = 1, W = 2, R = 4; our prot: R = 1, W = 2, X = 4.
-        let prot = (if flags & 4 != 0 { 1 } else { 0 })
-            | (flags & 2)
-            | (if flags & 1 != 0 { 4 } else { 0 });
-        mm.protect(start, end - start, prot)
+        mm.protect(start, end - start, prot_of(flags).bits())
             .map_err(|_| "cannot protect a segment")?;
     }
     Ok(entry)
+}
+
+/// A segment's rights: ELF's `p_flags` (X = 1, W = 2, R = 4) as a `Prot`.
+fn prot_of(p_flags: u32) -> Prot {
+    let mut prot = Prot::NONE;
+    prot.set(Prot::READ, p_flags & 4 != 0);
+    prot.set(Prot::WRITE, p_flags & 2 != 0);
+    prot.set(Prot::EXEC, p_flags & 1 != 0);
+    prot
 }

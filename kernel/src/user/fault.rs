@@ -117,9 +117,7 @@ pub fn user_exception(frame: &mut TrapFrame, why: FaultReason) {
 /// process context), so ending the thread leaves the CPU's books balanced.
 pub fn deliver(frame: &mut TrapFrame, why: FaultReason, addr: u64) {
     debug_assert!(frame.from_user());
-    // SAFETY: the thread's own fault path; `ts` is not used once
-    // `end_process` (which may end the thread) is reached.
-    let ts = unsafe { thread_state() };
+    let mut ts = thread_state();
     if ts.fault_handler != 0 && ts.saved.is_none() {
         // Deliver to the handler: it runs on its own stack with the fault's
         // address, reason, RIP and error code; FAULT_RETURN restores `saved`.
@@ -139,17 +137,15 @@ pub fn deliver(frame: &mut TrapFrame, why: FaultReason, addr: u64) {
         };
         return;
     }
+    // Not held into `end_process`, which ends the thread.
+    drop(ts);
     end_process(frame, why, addr)
 }
 
 /// No handler (or a fault inside it): one line, then the whole process ends.
 fn end_process(frame: &TrapFrame, why: FaultReason, addr: u64) -> ! {
     let p = current_process();
-    let at = if frame.vector == 14 {
-        alloc::format!(" at {addr:#x}")
-    } else {
-        alloc::string::String::new()
-    };
+    let at = FaultAddr((frame.vector == 14).then_some(addr));
     crate::println_raw!(
         "process {} '{}' thread {} on cpu{}: {} (vector {}) at rip {:#x}: {}{} (error {:#x}): killed",
         p.id,
@@ -170,6 +166,20 @@ fn end_process(frame: &TrapFrame, why: FaultReason, addr: u64) -> ! {
     }
     kill_process(p, abi::thread::EXIT_CODE_FAULT);
     thread_exit(abi::thread::EXIT_CODE_FAULT as i64)
+}
+
+/// " at ADDR" for a page fault, nothing for other exceptions; printed
+/// without a heap allocation, since every thread of a process may get here
+/// at once.
+struct FaultAddr(Option<u64>);
+
+impl core::fmt::Display for FaultAddr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, " at {a:#x}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Remember the first fault that ended `p` (for tests and post-mortems).

@@ -25,6 +25,7 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering
 
 use abi::errno::Errno;
 use mm::mm::{MapAt, Mm, MmRef};
+use mm::vma::Prot;
 use mm::vma_cache::VmaCache;
 
 use crate::arch::trap::TrapFrame;
@@ -123,17 +124,11 @@ pub fn current_process() -> &'static Arc<Process> {
     current_thread().user.as_ref().expect("not a user thread")
 }
 
-/// The running thread's own user state.
-///
-/// # Safety
-/// Called by a user thread on its own behalf (its syscall, fault or start
-/// path), and the reference is the only one alive: the caller drops it
-/// before anything that could take another (those paths do not nest with
-/// each other, and nobody else touches a thread's `uthread`).
-pub unsafe fn thread_state() -> &'static mut ThreadState {
-    // SAFETY: the running thread's own `uthread`, with no other reference
-    // alive (the caller's contract).
-    unsafe { &mut *current_thread().uthread.get() }
+/// The running thread's own user state, borrowed until the guard drops
+/// (its syscall, fault or start path; they do not nest, and a nested borrow
+/// would panic).
+pub fn thread_state() -> core::cell::RefMut<'static, ThreadState> {
+    sched::current_uthread()
 }
 
 /// Called by the scheduler before switching to `next` on `cpu`: load its
@@ -186,6 +181,9 @@ fn new_process(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
     }
     let root = mm.page_table_root();
     // Share the kernel half: PDPTs for every kernel slot exist from boot.
+    // Plain u64 entries: the kernel's table is an `x86_64` `PageTable`, the
+    // process's is `mm`'s table of atomics, and a u64 is what both are in
+    // memory.
     let kernel = phys_to_virt(paging::kernel_pml4()) as *const u64;
     let user = phys_to_virt(root) as *mut u64;
     for i in 256..512 {
@@ -210,30 +208,53 @@ fn new_process(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
     }))
 }
 
+/// Most threads a process may have at once, counting those that exited but
+/// were not yet reaped (each keeps its kernel stack until its `THREAD_JOIN`
+/// or the end of the process). A process spawning threads in a loop gets
+/// `EAGAIN` here, long before kernel stacks or the heap run out.
+pub const MAX_THREADS: usize = abi::thread::MAX_THREADS;
+
 /// Start a thread of `p` that enters user mode at `rip` with `rsp`.
+/// `EAGAIN`: `p` has `MAX_THREADS` already; `ENOMEM`: out of memory.
 pub fn spawn_thread(
     p: &Arc<Process>,
     rip: u64,
     rsp: u64,
     arg: u64,
     cpu: Option<usize>,
-) -> Option<Arc<Task>> {
-    p.live.fetch_add(1, Ordering::SeqCst);
+) -> Result<Arc<Task>, Errno> {
+    // Cheap refusal first, so a process hammering the limit costs no stack.
+    if p.threads.lock().len() >= MAX_THREADS {
+        return Err(Errno::EAGAIN);
+    }
     let state = ThreadState {
         start: Some((rip, rsp, arg)),
         ..ThreadState::default()
     };
-    let t = sched::spawn_user(&p.name, p.clone(), cpu, state, start_thread);
-    match &t {
-        Some(t) => p.threads.lock().push(Thread {
-            task: t.clone(),
-            joining: false,
-        }),
-        None => {
-            p.live.fetch_sub(1, Ordering::SeqCst);
-        }
+    let t = sched::new_user_task(&p.name, p.clone(), state, start_thread).ok_or(Errno::ENOMEM)?;
+    // The check that counts: under the lock, so threads spawning at once
+    // cannot all slip under the limit. A task refused here never ran and is
+    // dropped (with its stack) after the lock is released.
+    add_thread(p, &t, MAX_THREADS)?;
+    // Live before it can run and exit. The caller is a live thread of `p`,
+    // so `live` is not zero and the address space is still there.
+    p.live.fetch_add(1, Ordering::SeqCst);
+    sched::start_user(&t, cpu);
+    Ok(t)
+}
+
+/// List `t` as a thread of `p` unless `p` has `max` threads already.
+fn add_thread(p: &Process, t: &Arc<Task>, max: usize) -> Result<(), Errno> {
+    let mut threads = p.threads.lock();
+    if threads.len() >= max {
+        return Err(Errno::EAGAIN);
     }
-    t
+    threads.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+    threads.push(Thread {
+        task: t.clone(),
+        joining: false,
+    });
+    Ok(())
 }
 
 /// `THREAD_JOIN`: wait until thread `tid` of `p` has exited, reap it and
@@ -286,11 +307,8 @@ pub fn thread_count(p: &Process) -> usize {
 /// it ever ran ends it here.
 fn start_thread() {
     check_killed();
-    // SAFETY: the thread's own start path; the reference ends here.
-    let (rip, rsp, arg) = unsafe { thread_state() }
-        .start
-        .take()
-        .expect("a thread without a start");
+    let start = thread_state().start.take();
+    let (rip, rsp, arg) = start.expect("a thread without a start");
     entry::to_user(rip, rsp, arg, 0, 0)
 }
 
@@ -306,8 +324,12 @@ fn start_main_thread() {
     let loaded = p.with_mm(|mm| -> Result<u64, &'static str> {
         let image = program(&p.name).ok_or("no such program")?;
         let entry = elf::load(image, mm)?;
-        mm.map(MapAt::Fixed(STACK_TOP - STACK_SIZE), STACK_SIZE, 3)
-            .map_err(|_| "no room for the stack")?;
+        mm.map(
+            MapAt::Fixed(STACK_TOP - STACK_SIZE),
+            STACK_SIZE,
+            Prot::RW.bits(),
+        )
+        .map_err(|_| "no room for the stack")?;
         Ok(entry)
     });
     let err = match loaded {
@@ -324,19 +346,11 @@ fn start_main_thread() {
 pub fn spawn(name: &str, args: &str) -> Result<Arc<Process>, &'static str> {
     program(name).ok_or("no such program")?;
     let p = new_process(name, args)?;
+    let t = sched::new_user_task(name, p.clone(), ThreadState::default(), start_main_thread)
+        .ok_or("out of memory for a thread")?;
+    add_thread(&p, &t, 1).map_err(|_| "out of memory for a thread")?;
     p.live.fetch_add(1, Ordering::SeqCst);
-    let t = sched::spawn_user(
-        name,
-        p.clone(),
-        None,
-        ThreadState::default(),
-        start_main_thread,
-    )
-    .ok_or("out of memory for a thread")?;
-    p.threads.lock().push(Thread {
-        task: t,
-        joining: false,
-    });
+    sched::start_user(&t, None);
     Ok(p)
 }
 

@@ -76,8 +76,7 @@ fn thread_spawn(entry: u64, stack_top: u64, arg: u64) -> SysResult {
     {
         return Err(Errno::EINVAL);
     }
-    let t =
-        super::spawn_thread(current_process(), entry, stack_top, arg, None).ok_or(Errno::ENOMEM)?;
+    let t = super::spawn_thread(current_process(), entry, stack_top, arg, None)?;
     Ok(t.id)
 }
 
@@ -209,8 +208,7 @@ fn fault_counters(buf: u64, len: u64) -> SysResult {
 }
 
 fn set_fault_handler(entry: u64, stack_top: u64) -> SysResult {
-    // SAFETY: the thread's own syscall; `ts` is not kept past it.
-    let ts = unsafe { thread_state() };
+    let mut ts = thread_state();
     if entry == 0 {
         ts.fault_handler = 0;
         return Ok(0);
@@ -227,8 +225,7 @@ fn set_fault_handler(entry: u64, stack_top: u64) -> SysResult {
 }
 
 fn fault_return(frame: &mut TrapFrame, resume_rip: u64) -> SysResult {
-    // SAFETY: the thread's own syscall; `ts` is not kept past it.
-    let ts = unsafe { thread_state() };
+    let mut ts = thread_state();
     let saved = ts.saved.as_ref().ok_or(Errno::EINVAL)?;
     let mut restored = TrapFrame::default();
     restore_frame(&mut restored, saved);

@@ -464,10 +464,11 @@ mod syscalls {
         }
     }
 
-    const KNOWN_ERRORS: [Errno; 9] = [
+    const KNOWN_ERRORS: [Errno; 10] = [
         Errno::EPERM,
         Errno::ESRCH,
         Errno::EINTR,
+        Errno::EAGAIN,
         Errno::ENOMEM,
         Errno::EFAULT,
         Errno::EBUSY,
