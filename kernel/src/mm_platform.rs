@@ -19,6 +19,7 @@ use crate::rcu;
 use crate::sync::{RcuWait, RwSem};
 
 mod counters;
+pub mod phases;
 
 pub use counters::{count_segv, fault_counters, fault_counters_total};
 
@@ -168,5 +169,14 @@ impl Platform for Kernel {
 
     fn fault_event(cpu: usize, event: Event) {
         counters::record(cpu, event);
+    }
+
+    #[inline(always)]
+    fn phase_start() -> u64 {
+        phases::start()
+    }
+
+    fn phase_end(phase: mm::phases::Phase, start: u64) {
+        phases::end(phase, start);
     }
 }

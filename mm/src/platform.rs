@@ -169,4 +169,15 @@ pub trait Platform: Rcu + Sized + Send + Sync + 'static {
     /// kernel keeps machine-wide per-CPU counters with it; the default does
     /// nothing.
     fn fault_event(_cpu: usize, _event: crate::counters::Event) {}
+
+    /// The start of a timed phase (`phases.rs`): a cycle count, or 0 when
+    /// timing is off. The default: off.
+    #[inline(always)]
+    fn phase_start() -> u64 {
+        0
+    }
+
+    /// The end of a phase started at `start` (never 0). The default: nothing.
+    #[inline(always)]
+    fn phase_end(_phase: crate::phases::Phase, _start: u64) {}
 }

@@ -8,12 +8,15 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 
 use linked_list_allocator::Heap;
+use mm::phases::Phase;
 
 use x86_64::structures::paging::PageTableFlags;
 
 use super::paging;
 use super::{HEAP_BASE, PAGE_SIZE, frame};
 use crate::sync::SpinLock;
+
+type PhaseTimer = mm::phases::Timer<crate::mm_platform::Kernel>;
 
 const INITIAL_SIZE: u64 = 1 << 20;
 const GROW_MIN: u64 = 1 << 20;
@@ -83,6 +86,7 @@ pub fn used() -> usize {
 // mapped, writable and not handed out twice (linked_list_allocator's job).
 unsafe impl GlobalAlloc for LockedHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _t = PhaseTimer::start(Phase::HeapAlloc);
         let mut h = self.0.lock_irqsave();
         loop {
             if let Ok(p) = h.heap.allocate_first_fit(layout) {
@@ -101,6 +105,7 @@ unsafe impl GlobalAlloc for LockedHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _t = PhaseTimer::start(Phase::HeapFree);
         // SAFETY: `ptr` came from `alloc` with this layout (GlobalAlloc contract).
         unsafe {
             self.0

@@ -7,11 +7,13 @@ use core::sync::atomic::Ordering as CoreOrdering;
 use super::edit::NewVma;
 use super::{Mm, MmError, MmapLocked, MmapWriteGuard, check_range};
 use crate::page_table::Unhooked;
+use crate::phases::{Phase, Timer};
 use crate::platform::Platform;
 
 impl<P: Platform> Mm<P> {
     /// Unmap `[addr, addr + len)`; VMAs that straddle an edge are split.
     pub fn unmap(&self, addr: u64, len: u64) -> Result<(), MmError> {
+        let _t = Timer::<P>::start(Phase::UnmapTotal);
         check_range(addr, len)?;
         let w = self.write_lock();
         let range = addr..addr + len;
@@ -32,14 +34,22 @@ impl<P: Platform> Mm<P> {
     pub(super) fn unmap_locked(&self, w: &MmapWriteGuard<'_, P>, range: Range<u64>) {
         self.remove_vmas(w, range.clone());
         let mut out = Unhooked::default();
-        self.page_table.clear(range.clone(), &mut out);
-        self.page_table
-            .free_tables(range, &|span| self.is_covered(span), &mut out);
+        {
+            let _t = Timer::<P>::start(Phase::PtClear);
+            self.page_table.clear(range.clone(), &mut out);
+        }
+        {
+            let _t = Timer::<P>::start(Phase::PtFreeTables);
+            self.page_table
+                .free_tables(range, &|span| self.is_covered(span), &mut out);
+        }
         if let Some(span) = out.span.clone() {
+            let _t = Timer::<P>::start(Phase::Shootdown);
             // Only after every CPU has dropped the translations (and cached
             // paging-structure entries) may the frames be reused.
             P::tlb_shootdown(self.page_table.root(), self.cpus_to_flush(), span);
         }
+        let _t = Timer::<P>::start(Phase::FreeFrames);
         self.free_unhooked(out);
     }
 
