@@ -27,6 +27,10 @@ pub enum Phase {
     UnmapTotal,
     /// Waiting for and taking the `mmap_lock` for write.
     WriteLockWait,
+    /// Releasing it (and handing it to waiters).
+    WriteUnlock,
+    /// The VMA budget and memory check before an edit (`room_for`).
+    RoomCheck,
     /// Write-locking the VMAs an edit removes (waits for their readers).
     VmaStartWrite,
     /// Taking VMAs from the cache and initializing them.
@@ -78,6 +82,8 @@ pub const PHASE_NAMES: [&str; PHASES] = [
     "protect_total",
     "unmap_total",
     "write_lock_wait",
+    "write_unlock",
+    "room_check",
     "vma_start_write",
     "vma_alloc",
     "tree_edit",

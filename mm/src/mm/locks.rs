@@ -50,6 +50,7 @@ pub struct MmapWriteGuard<'a, P: Platform> {
 
 impl<P: Platform> Drop for MmapWriteGuard<'_, P> {
     fn drop(&mut self) {
+        let _t = Timer::<P>::start(Phase::WriteUnlock);
         self.mm.lock_seq.write_end();
         P::lock_event(
             LockClass::MmapLock,
