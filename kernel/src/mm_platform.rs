@@ -129,6 +129,10 @@ impl Platform for Kernel {
         frame::free(pa);
     }
 
+    fn free_frames(frames: &[u64]) {
+        frame::free_many(frames);
+    }
+
     fn memory_low() -> bool {
         // VMAs and tree nodes come from the kernel heap, which may grow into
         // the frame reserve: refuse new ones once user memory has run out

@@ -79,8 +79,7 @@ impl<P: Platform> Mm<P> {
             .fetch_sub(out.pages.len() as u64, CoreOrdering::Relaxed);
         self.pt_pages
             .fetch_sub(out.tables.len() as u64, CoreOrdering::Relaxed);
-        for pa in out.pages.into_iter().chain(out.tables) {
-            P::free_frame(pa);
-        }
+        P::free_frames(&out.pages);
+        P::free_frames(&out.tables);
     }
 }
