@@ -169,10 +169,11 @@ def extract(deb, member_glob, dest):
         os.replace(dest + ".tmp", dest)
 
 
-def fetch_all(work):
-    """Kernel images and busybox, extracted once into work/."""
+def fetch_all(work, wanted):
+    """Kernel images (of the systems in `wanted`) and busybox, extracted
+    once into work/."""
     kernels = {}
-    for lx in LINUXES:
+    for lx in (lx for lx in LINUXES if lx.key in wanted):
         image = os.path.join(work, f"vmlinuz-{lx.series}")
         if not os.path.exists(image):
             deb = fetch_deb(work, f"linux-image-{lx.series}.", lx.pattern, lx.suite)
@@ -255,15 +256,22 @@ class System:
         self.kernel, self.initrd, self.append = kernel, initrd, append
 
 
+SYSTEMS = ["linux-6.1", "linux-6.12", "ours-pervma-off", "ours-pervma-on"]
+
+
 def systems(args, linux_kernels, initrd):
-    out = [
-        System("linux-6.1", summary.LABELS["linux-6.1"], linux_kernels["linux-6.1"], initrd,
-               ("console=ttyS0 quiet panic=-1 " + args.linux_append).strip()),
-        System("linux-6.12", summary.LABELS["linux-6.12"], linux_kernels["linux-6.12"], initrd,
-               ("console=ttyS0 quiet panic=-1 " + args.linux_append).strip()),
-    ]
-    for key, extra in (("ours-pervma-off", "pervma=off"), ("ours-pervma-on", "")):
-        out.append(System(key, summary.LABELS[key], args.kernel, None, f"mode=run prog=faultbench {extra}".strip()))
+    """The systems to run, in `SYSTEMS` order; `args.systems` picks them."""
+    out = []
+    for key in ("linux-6.1", "linux-6.12"):
+        if key in linux_kernels:
+            out.append(System(key, summary.LABELS[key], linux_kernels[key], initrd,
+                              ("console=ttyS0 quiet panic=-1 " + args.linux_append).strip()))
+    # `phases=on`: this kernel times the phases of map/protect/unmap and of
+    # faults and prints them (`phase NAME ...` lines in serial.log).
+    ours = "mode=run prog=faultbench" + (" phases=on" if getattr(args, "phases", False) else "")
+    for key, extra in (("ours-pervma-off", " pervma=off"), ("ours-pervma-on", "")):
+        if key in getattr(args, "systems", SYSTEMS):
+            out.append(System(key, summary.LABELS[key], args.kernel, None, ours + extra))
     return out
 
 
@@ -383,11 +391,18 @@ def main():
     ap.add_argument("--pages", type=int, default=2048, help="pages per faultbench iteration")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--linux-append", default="", help="more Linux command line (e.g. mitigations=off)")
+    ap.add_argument("--systems", default=",".join(SYSTEMS),
+                    help="comma-separated subset of " + ",".join(SYSTEMS) + " (default: all)")
+    ap.add_argument("--phases", action="store_true",
+                    help="this kernel prints its per-phase times (phase lines in serial.log)")
     ap.add_argument("--work", default=os.environ.get("WORK") or os.path.join(target, "bench-linux"),
                     help="downloads, guest files and results")
     args = ap.parse_args()
     if args.reps < 1 or args.seconds < 1 or args.smp < 1:
         ap.error("REPS, SECONDS and SMP must be at least 1")
+    args.systems = [s for s in args.systems.split(",") if s]
+    if not args.systems or any(s not in SYSTEMS for s in args.systems):
+        ap.error(f"--systems: a comma-separated subset of {','.join(SYSTEMS)}")
     if not os.path.exists(args.kernel):
         sys.exit(f"bench-linux: no kernel at {args.kernel} (cargo kbuild --release)")
 
@@ -395,8 +410,8 @@ def main():
     args.kernel = os.path.abspath(args.kernel)
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
-    kernels, busybox = fetch_all(work)
-    initrd = build_initramfs(work, busybox)
+    kernels, busybox = fetch_all(work, args.systems)
+    initrd = build_initramfs(work, busybox) if kernels else None
     sys_ = systems(args, kernels, initrd)
 
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")

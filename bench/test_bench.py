@@ -202,6 +202,18 @@ class Driver(unittest.TestCase):
         self.assertIn("tcg,thread=multi", a)
         self.assertEqual(a[a.index("-cpu") + 1], "qemu64")
 
+    def test_systems_subset_and_phases_switch(self):
+        class A:
+            kernel, linux_append = "/k/kernel", ""
+            systems, phases = ["ours-pervma-off"], True
+        got = bench_linux.systems(A, {}, None)
+        self.assertEqual([s.key for s in got], ["ours-pervma-off"])
+        self.assertEqual(got[0].append, "mode=run prog=faultbench phases=on pervma=off")
+        A.systems, A.phases = bench_linux.SYSTEMS, False
+        got = bench_linux.systems(A, {"linux-6.1": "/v1", "linux-6.12": "/v2"}, "/i")
+        self.assertEqual([s.key for s in got], bench_linux.SYSTEMS)
+        self.assertEqual(got[3].append, "mode=run prog=faultbench")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -129,9 +129,11 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
                 .map(|(_, a)| a)
                 .unwrap_or("");
             info!("running {prog} {args}");
+            mm_platform::phases::set_enabled(boot.cmdline.get("phases") == Some("on"));
             match user::run(prog, args) {
                 Ok(code) => {
                     info!("{prog} exited with {code}");
+                    mm_platform::phases::report();
                     qemu::exit(if code == 0 {
                         qemu::SUCCESS
                     } else {

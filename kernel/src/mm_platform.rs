@@ -7,11 +7,12 @@
 use alloc::boxed::Box;
 use core::ops::Range;
 use core::panic::Location;
+use core::sync::atomic::{AtomicU64, Ordering, fence};
 
 use mm::counters::Event;
 use mm::platform::{LockClass, LockOp, Platform, Rcu, RwSemaphore, WaitSlot};
 
-use crate::arch::percpu;
+use crate::arch::percpu::{self, MAX_CPUS};
 use crate::arch::{cpu, smp};
 use crate::lockdep::{self, LockMap};
 use crate::memory::{frame, heap, phys_to_virt};
@@ -19,6 +20,7 @@ use crate::rcu;
 use crate::sync::{RcuWait, RwSem};
 
 mod counters;
+pub mod phases;
 
 pub use counters::{count_segv, fault_counters, fault_counters_total};
 
@@ -82,6 +84,36 @@ impl RwSemaphore for MmapLock {
     }
 }
 
+/// The page table each CPU has loaded (the root's physical address), as
+/// `note_loaded_root` last recorded it: a shootdown skips CPUs running
+/// another table.
+static LOADED_ROOT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Record that this CPU (`cpu`) is about to load the table at `root`. Call
+/// it *before* the CR3 write. Without PCIDs a CR3 write drops every
+/// translation of the previous table, so a CPU whose recorded root is not a
+/// table's holds none of its translations once its CR3 write is done, and
+/// until then it is in the scheduler, using no user address.
+///
+/// The SeqCst fence pairs with the one in `Mm::cpus_to_flush` (store
+/// buffering, as `Mm::note_cpu`): either a shootdown that changed entries
+/// of `root` reads our store and sends us an IPI, or our table walks after
+/// the CR3 write see its new entries.
+pub fn note_loaded_root(cpu: usize, root: u64) {
+    LOADED_ROOT[cpu % MAX_CPUS].store(root, Ordering::Relaxed);
+    fence(Ordering::SeqCst);
+}
+
+/// The CPUs of `cpus` whose loaded table is `root`.
+fn running_root(cpus: u64, root: u64) -> u64 {
+    (0..MAX_CPUS)
+        .filter(|&c| cpus & (1 << c) != 0)
+        // Relaxed: ordered by the caller's fence in `Mm::cpus_to_flush`
+        // (see `note_loaded_root`).
+        .filter(|&c| LOADED_ROOT[c].load(Ordering::Relaxed) == root)
+        .fold(0, |m, c| m | (1 << c))
+}
+
 /// The lockdep class of every VMA's lock (read and write annotations).
 static VMA_LOCK_CLASS: LockMap = LockMap::new("vma_lock");
 
@@ -128,6 +160,10 @@ impl Platform for Kernel {
         frame::free(pa);
     }
 
+    fn free_frames(frames: &[u64]) {
+        frame::free_many(frames);
+    }
+
     fn memory_low() -> bool {
         // VMAs and tree nodes come from the kernel heap, which may grow into
         // the frame reserve: refuse new ones once user memory has run out
@@ -143,12 +179,15 @@ impl Platform for Kernel {
     fn tlb_shootdown(root: u64, cpus: u64, range: Range<u64>) {
         // `cpus` comes from `Mm::cpus_to_flush`, read after a full fence that
         // pairs with the one in `Mm::note_cpu`: a CPU missing from it loads
-        // the table only after the entries changed. One round of IPIs for the
-        // whole operation (mm batches per call).
+        // the table only after the entries changed. Of those, only CPUs that
+        // have this table loaded now can hold its translations (see
+        // `note_loaded_root`, whose fence the same one pairs with): an idle
+        // CPU, or one running another process, is not interrupted (Linux
+        // skips CPUs not running the mm the same way). One round of IPIs for
+        // the whole operation (mm batches per call).
         let me = percpu::cpu_id();
-        smp::call_on_cpus((cpus & smp::online_mask()) | (1 << me), &|| {
-            flush_local(root, &range)
-        });
+        let targets = running_root(cpus & smp::online_mask(), root);
+        smp::call_on_cpus(targets | (1 << me), &|| flush_local(root, &range));
     }
 
     #[track_caller]
@@ -168,5 +207,14 @@ impl Platform for Kernel {
 
     fn fault_event(cpu: usize, event: Event) {
         counters::record(cpu, event);
+    }
+
+    #[inline(always)]
+    fn phase_start() -> u64 {
+        phases::start()
+    }
+
+    fn phase_end(phase: mm::phases::Phase, start: u64) {
+        phases::end(phase, start);
     }
 }

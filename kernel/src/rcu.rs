@@ -37,6 +37,9 @@ use crate::arch::percpu::{self, MAX_CPUS};
 use crate::sched::{self, preempt};
 use crate::sync::SpinLock;
 use crate::sync::waitqueue::WaitQueue;
+use mm::phases::Phase;
+
+type PhaseTimer = mm::phases::Timer<crate::mm_platform::Kernel>;
 
 type Callback = Box<dyn FnOnce() + Send>;
 
@@ -290,6 +293,7 @@ fn request_gp() -> u64 {
 /// Run `callback` after a grace period. Never sleeps; may be called inside a
 /// read-side section or with locks held.
 pub fn call_rcu(callback: Callback) {
+    let _t = PhaseTimer::start(Phase::CallRcu);
     let _p = preempt::guard(); // stay on this CPU's list
     let target = request_gp();
     this()
@@ -338,6 +342,7 @@ fn run_ready_callbacks(completed: u64) -> usize {
             let n = q.iter().take_while(|(t, _)| *t <= completed).count();
             q.drain(..n).map(|(_, cb)| cb).collect()
         };
+        let _t = PhaseTimer::start(Phase::RcuCallbacks);
         for cb in ready {
             cb();
             ran += 1;

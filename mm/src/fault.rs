@@ -22,6 +22,7 @@ use crate::counters::Event;
 use crate::lookup::lock_vma_under_rcu;
 use crate::mm::{Mm, MmapLocked};
 use crate::page_table::{ADDR_MASK, PteFlags, leaf_flags};
+use crate::phases::{Phase, Timer};
 use crate::platform::Platform;
 use crate::sync::Ordering;
 use crate::vma::{PAGE_SIZE, Prot, Vma};
@@ -101,9 +102,11 @@ pub fn handle_fault<P: Platform>(
         vma.anon_ready.store(true, Ordering::Relaxed);
     }
     let va = addr & !(PAGE_SIZE - 1);
+    let t = Timer::<P>::start(Phase::FaultPtWalk);
     let Ok(pte) = mm.page_table.leaf_alloc(va, &mm.pt_pages) else {
         return FaultOutcome::OutOfMemory;
     };
+    drop(t);
     race_point!(FaultLeafFound, mm = mm, vma = vma, addr = addr);
     let want = leaf_flags(prot).bits();
     // Acquire pairs with the Release install below (by a racing fault).
@@ -112,11 +115,16 @@ pub fn handle_fault<P: Platform>(
         if !mm.may_take_frame() {
             return FaultOutcome::OutOfMemory;
         }
+        let t = Timer::<P>::start(Phase::FaultFrameAlloc);
         let Some(frame) = P::alloc_frame() else {
             return FaultOutcome::OutOfMemory;
         };
+        drop(t);
+        let t = Timer::<P>::start(Phase::FaultZero);
         // SAFETY: a fresh frame, ours alone until the PTE publishes it.
         unsafe { core::ptr::write_bytes(P::frame_ptr(frame), 0, PAGE_SIZE as usize) };
+        drop(t);
+        let _t = Timer::<P>::start(Phase::FaultInstall);
         // Release: the zeroes are visible to any CPU that sees the PTE (the
         // MMU of another CPU, or a racing fault's Acquire load).
         match pte.compare_exchange(
@@ -165,6 +173,7 @@ fn terminal_event(outcome: FaultOutcome, held: Held) -> Option<Event> {
 /// access is refused.
 fn fallback<P: Platform>(mm: &Mm<P>, cpu: usize, addr: u64, access: Access) -> FaultOutcome {
     race_point!(FaultFallback, mm = mm, addr = addr);
+    let _t = Timer::<P>::start(Phase::FaultFallback);
     let outcome = {
         let guard = mm.read_lock();
         match guard.find(addr) {
@@ -200,11 +209,17 @@ pub fn handle_fault_mmap_locked<P: Platform>(
 /// counts that with [`Mm::count_bad_fault`] when it gives up on the fault
 /// (it may look again and retry first). See `counters.rs`.
 pub fn handle_user_fault<P: Platform>(mm: &Mm<P>, addr: u64, access: Access) -> FaultOutcome {
+    let _t = Timer::<P>::start(Phase::FaultTotal);
     let cpu = P::cpu_id();
     mm.note_cpu(cpu);
-    if mm.per_vma_lock()
-        && let Some(vma) = lock_vma_under_rcu(mm, addr)
-    {
+    let lookup = Timer::<P>::start(Phase::FaultLookup);
+    let locked = if mm.per_vma_lock() {
+        lock_vma_under_rcu(mm, addr)
+    } else {
+        None
+    };
+    drop(lookup);
+    if let Some(vma) = locked {
         let outcome = handle_fault(mm, &vma, addr, access, Held::VmaLock);
         drop(vma);
         if outcome != FaultOutcome::Retry {

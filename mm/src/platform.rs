@@ -144,6 +144,13 @@ pub trait Platform: Rcu + Sized + Send + Sync + 'static {
     fn alloc_frame() -> Option<u64>;
     /// Return a frame obtained from `alloc_frame`.
     fn free_frame(pa: u64);
+    /// Return many frames at once (an unmap's): the kernel takes its frame
+    /// allocator's lock once for all of them. The default frees one by one.
+    fn free_frames(frames: &[u64]) {
+        for &pa in frames {
+            Self::free_frame(pa);
+        }
+    }
     /// The frame's 4096 bytes, valid until the frame is freed.
     fn frame_ptr(pa: u64) -> *mut u8;
 
@@ -169,4 +176,15 @@ pub trait Platform: Rcu + Sized + Send + Sync + 'static {
     /// kernel keeps machine-wide per-CPU counters with it; the default does
     /// nothing.
     fn fault_event(_cpu: usize, _event: crate::counters::Event) {}
+
+    /// The start of a timed phase (`phases.rs`): a cycle count, or 0 when
+    /// timing is off. The default: off.
+    #[inline(always)]
+    fn phase_start() -> u64 {
+        0
+    }
+
+    /// The end of a phase started at `start` (never 0). The default: nothing.
+    #[inline(always)]
+    fn phase_end(_phase: crate::phases::Phase, _start: u64) {}
 }

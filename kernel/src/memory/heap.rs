@@ -1,5 +1,6 @@
 //! The kernel heap: `linked_list_allocator` over a virtual region that grows
-//! on demand, a page at a time from the frame allocator.
+//! on demand, a page at a time from the frame allocator, with per-CPU
+//! caches of small blocks in front (`heap_cache.rs`).
 //!
 //! The heap lock disables interrupts, so an allocation in an interrupt
 //! handler cannot deadlock against the same CPU's allocation it interrupted.
@@ -8,12 +9,15 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 
 use linked_list_allocator::Heap;
+use mm::phases::Phase;
 
 use x86_64::structures::paging::PageTableFlags;
 
 use super::paging;
-use super::{HEAP_BASE, PAGE_SIZE, frame};
+use super::{HEAP_BASE, PAGE_SIZE, frame, heap_cache};
 use crate::sync::SpinLock;
+
+type PhaseTimer = mm::phases::Timer<crate::mm_platform::Kernel>;
 
 const INITIAL_SIZE: u64 = 1 << 20;
 const GROW_MIN: u64 = 1 << 20;
@@ -74,15 +78,25 @@ pub fn mapped_frames() -> usize {
     ((HEAP.0.lock_irqsave().mapped_end - HEAP_BASE) / PAGE_SIZE) as usize
 }
 
-/// Bytes currently in use by allocations.
+/// Bytes currently in use by allocations (blocks waiting in the per-CPU
+/// caches are free, not in use).
 pub fn used() -> usize {
-    HEAP.0.lock_irqsave().heap.used()
+    let heap = HEAP.0.lock_irqsave().heap.used();
+    heap.saturating_sub(heap_cache::cached_bytes())
 }
 
 // SAFETY: all access to the heap goes through the lock; memory handed out is
 // mapped, writable and not handed out twice (linked_list_allocator's job).
 unsafe impl GlobalAlloc for LockedHeap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+    unsafe fn alloc(&self, mut layout: Layout) -> *mut u8 {
+        let _t = PhaseTimer::start(Phase::HeapAlloc);
+        if let Some((class, class_layout)) = heap_cache::class_of(layout) {
+            let p = heap_cache::pop(class);
+            if !p.is_null() {
+                return p;
+            }
+            layout = class_layout;
+        }
         let mut h = self.0.lock_irqsave();
         loop {
             if let Ok(p) = h.heap.allocate_first_fit(layout) {
@@ -100,7 +114,16 @@ unsafe impl GlobalAlloc for LockedHeap {
         }
     }
 
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+    unsafe fn dealloc(&self, ptr: *mut u8, mut layout: Layout) {
+        let _t = PhaseTimer::start(Phase::HeapFree);
+        if let Some((class, class_layout)) = heap_cache::class_of(layout) {
+            // SAFETY: `ptr` was allocated (by `alloc`, from the cache or the
+            // heap) with `class_layout`, and the caller is done with it.
+            if unsafe { heap_cache::push(class, ptr) } {
+                return;
+            }
+            layout = class_layout;
+        }
         // SAFETY: `ptr` came from `alloc` with this layout (GlobalAlloc contract).
         unsafe {
             self.0

@@ -12,6 +12,7 @@
 pub mod bootinfo;
 pub mod frame;
 pub mod heap;
+mod heap_cache;
 pub mod kstack;
 pub mod paging;
 

@@ -8,9 +8,14 @@ use mm::counters::Event;
 
 use crate::arch::percpu::{self, MAX_CPUS};
 
+/// One CPU's counters, on a cache line of their own: every fault adds to
+/// them, and two CPUs faulting at once must not bounce a shared line.
+#[repr(align(64))]
+struct PerCpu([AtomicU64; 6]);
+
 /// Machine-wide fault counters per CPU, in the order of `abi::fault::FaultCounters`
 /// (success, abort, retry, miss, fallback, segv).
-static FAULTS: [[AtomicU64; 6]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 6] }; MAX_CPUS];
+static FAULTS: [PerCpu; MAX_CPUS] = [const { PerCpu([const { AtomicU64::new(0) }; 6]) }; MAX_CPUS];
 
 /// Count the current thread's user page fault that `mm` refused as `segv`:
 /// called once per fault, when the kernel gives up on it (delivers it to the
@@ -23,7 +28,7 @@ pub fn count_segv() {
 }
 
 pub fn fault_counters(cpu: usize) -> abi::fault::FaultCounters {
-    let f = |i: usize| FAULTS[cpu][i].load(Ordering::Relaxed);
+    let f = |i: usize| FAULTS[cpu].0[i].load(Ordering::Relaxed);
     abi::fault::FaultCounters {
         success: f(0),
         abort: f(1),
@@ -51,5 +56,5 @@ pub(super) fn record(cpu: usize, event: Event) {
         Event::Fallback => 4,
         Event::Segv => 5,
     };
-    FAULTS[cpu % MAX_CPUS][i].fetch_add(1, Ordering::Relaxed);
+    FAULTS[cpu % MAX_CPUS].0[i].fetch_add(1, Ordering::Relaxed);
 }

@@ -9,35 +9,42 @@
 //! cannot starve readers (each writer hands over to the readers queued before
 //! the next writer).
 //!
-//! The state sits under a spinlock; a waiter sleeps until its queue entry is
-//! marked granted, and the granter has already counted it as a holder.
+//! The state sits under a spinlock. A waiter takes a ticket (its place in
+//! the queue) and sleeps until the tickets granted reach it; the granter has
+//! already counted it as a holder, and wakes exactly the waiters it granted
+//! (no thundering herd: a waiter not granted is not woken). Waiting
+//! allocates nothing but the queue's growth.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::panic::Location;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::SpinLock;
-use super::waitqueue::WaitQueue;
 use crate::lockdep::{self, LockMap};
+use crate::sched::{self, State as TaskState, Task};
 
 struct Waiter {
     write: bool,
-    granted: Arc<AtomicBool>,
+    ticket: u64,
+    task: Arc<Task>,
 }
 
 struct State {
     readers: usize,
     writer: bool,
     queue: VecDeque<Waiter>,
+    /// The ticket the next waiter gets.
+    next_ticket: u64,
+    /// Every ticket below this one has been granted. Grants go in queue
+    /// order, and tickets are handed out in queue order, so this one number
+    /// says whether a given waiter has been granted.
+    granted: u64,
 }
 
 pub struct RwSem {
     /// The lockdep class: the line that created the semaphore.
     map: LockMap,
     state: SpinLock<State>,
-    /// Only for sleeping; grants are decided under `state`.
-    sleep: WaitQueue,
 }
 
 impl Default for RwSem {
@@ -53,6 +60,8 @@ const fn new_state() -> SpinLock<State> {
         readers: 0,
         writer: false,
         queue: VecDeque::new(),
+        next_ticket: 0,
+        granted: 0,
     })
 }
 
@@ -69,7 +78,6 @@ impl RwSem {
         RwSem {
             map: LockMap::new(name),
             state: new_state(),
-            sleep: WaitQueue::new(),
         }
     }
 
@@ -93,30 +101,42 @@ impl RwSem {
     }
 
     fn acquire(&self, write: bool) {
-        let granted = {
-            let mut s = self.state.lock_irqsave();
-            let free = if write {
-                !s.writer && s.readers == 0
+        let mut s = self.state.lock_irqsave();
+        let free = if write {
+            !s.writer && s.readers == 0
+        } else {
+            !s.writer
+        };
+        if free && s.queue.is_empty() {
+            if write {
+                s.writer = true;
             } else {
-                !s.writer
-            };
-            if free && s.queue.is_empty() {
-                if write {
-                    s.writer = true;
-                } else {
-                    s.readers += 1;
-                }
+                s.readers += 1;
+            }
+            return;
+        }
+        let ticket = s.next_ticket;
+        s.next_ticket += 1;
+        let me = sched::clone_current();
+        s.queue.push_back(Waiter {
+            write,
+            ticket,
+            task: me.clone(),
+        });
+        // Sleep until granted. The grant and our check are both made under
+        // `state`, and we mark ourselves Blocked before we let go of it: a
+        // granter that comes after our check finds us Blocked and wakes us.
+        // The lock's release/acquire orders the previous holder's work
+        // before our return.
+        loop {
+            if s.granted > ticket {
                 return;
             }
-            let granted = Arc::new(AtomicBool::new(false));
-            s.queue.push_back(Waiter {
-                write,
-                granted: granted.clone(),
-            });
-            granted
-        };
-        // Acquire pairs with the Release store in `grant`.
-        self.sleep.wait_until(|| granted.load(Ordering::Acquire));
+            me.set_state(TaskState::Blocked);
+            drop(s);
+            sched::schedule();
+            s = self.state.lock_irqsave();
+        }
     }
 
     #[track_caller]
@@ -142,7 +162,10 @@ impl RwSem {
         self.grant(&mut s);
     }
 
-    /// Hand the semaphore to the head of the queue (called when it is free).
+    /// Hand the semaphore to the head of the queue (called when it is free,
+    /// with `state` held) and wake those granted. Waking under `state` keeps
+    /// the grant and the wakeup in one step (the scheduler's run-queue locks
+    /// nest inside; nothing takes a semaphore's state under them).
     fn grant(&self, s: &mut State) {
         let mut woke = false;
         while let Some(w) = s.queue.front() {
@@ -155,16 +178,12 @@ impl RwSem {
                 s.readers += 1;
             }
             let w = s.queue.pop_front().unwrap();
-            w.granted.store(true, Ordering::Release);
+            s.granted = w.ticket + 1;
+            sched::wake(&w.task);
             woke = true;
             if w.write {
                 break;
             }
-        }
-        if woke {
-            // The granted waiters sleep on `sleep`; waking all lets each
-            // re-check its own flag (the others go back to sleep).
-            self.sleep.wake_all();
         }
     }
 

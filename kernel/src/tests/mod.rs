@@ -1,6 +1,7 @@
 //! In-kernel tests (see `ktest.rs`); one file per subsystem.
 mod boot;
 mod fuzz;
+mod heap_cache;
 mod lockdep;
 mod locks;
 mod memory;

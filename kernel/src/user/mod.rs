@@ -155,6 +155,7 @@ pub fn switch_address_space(next: &Task, cpu_id: usize) {
         _ => paging::kernel_pml4(),
     };
     if cpu::read_cr3() & !0xFFF != root {
+        crate::mm_platform::note_loaded_root(cpu_id, root);
         // SAFETY: both kinds of table map the whole kernel half (a process's
         // PML4 copies the kernel's entries 256..512 at creation).
         unsafe { cpu::write_cr3(root) };
@@ -427,6 +428,7 @@ pub fn thread_exit(code: i64) -> ! {
     // Interrupts off so no switch sees a half-done change (the scheduler
     // reloads CR3).
     let irq = cpu::irq_save();
+    crate::mm_platform::note_loaded_root(percpu::cpu_id(), paging::kernel_pml4());
     // SAFETY: the kernel's table maps everything kernel code uses.
     unsafe { cpu::write_cr3(paging::kernel_pml4()) };
     cpu::irq_restore(irq);

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use super::{Mm, MmapLocked, MmapWriteGuard};
+use crate::phases::{Phase, Timer};
 use crate::platform::Platform;
 use crate::vma::{Prot, Vma, VmaPtr};
 use crate::vma_lock::{vma_mark_attached, vma_mark_detached, vma_start_write};
@@ -24,20 +25,27 @@ impl<P: Platform> Mm<P> {
     ) {
         debug_assert!(core::ptr::eq(w.mm(), self), "edit under another mm's lock");
         // 1. The old VMAs: wait for their readers, keep new ones out.
+        let t = Timer::<P>::start(Phase::VmaStartWrite);
         for (_, vma) in remove {
             vma_start_write(self, vma);
         }
+        drop(t);
         // 2. The new VMAs, locked until `w` is dropped.
+        let t = Timer::<P>::start(Phase::VmaAlloc);
         let new: Vec<(Range<u64>, VmaPtr<P>)> = insert
             .iter()
             .map(|(r, prot, anon)| (r.clone(), self.new_vma(w, r.clone(), *prot, *anon)))
             .collect();
+        drop(t);
         // 3. One publication of the new tree.
+        let t = Timer::<P>::start(Phase::TreeEdit);
         let starts: Vec<u64> = remove.iter().map(|(r, _)| r.start).collect();
         // SAFETY: writers are serialized by the mmap write lock we hold.
         unsafe { self.vmas.replace(&starts, &new) };
+        drop(t);
         // 4. Detach (waits for transient readers) and free the old ones.
         //    Readers still holding the address see refcnt 0 or a new VMA.
+        let _t = Timer::<P>::start(Phase::VmaFree);
         for (_, vma) in remove {
             vma_mark_detached(self, vma);
             race_point!(EditDetached, mm = self, vma = *vma);

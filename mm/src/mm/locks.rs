@@ -10,13 +10,17 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use super::Mm;
+use crate::phases::{Phase, Timer};
 use crate::platform::{LockClass, LockOp, Platform, RwSemaphore};
 use crate::vma::Vma;
 
 impl<P: Platform> Mm<P> {
     /// Take the `mmap_lock` for write; `lock_seq` becomes odd.
     pub fn write_lock(&self) -> MmapWriteGuard<'_, P> {
-        self.mmap_lock.write_lock();
+        {
+            let _t = Timer::<P>::start(Phase::WriteLockWait);
+            self.mmap_lock.write_lock();
+        }
         P::lock_event(
             LockClass::MmapLock,
             self as *const Self as usize,
@@ -46,6 +50,7 @@ pub struct MmapWriteGuard<'a, P: Platform> {
 
 impl<P: Platform> Drop for MmapWriteGuard<'_, P> {
     fn drop(&mut self) {
+        let _t = Timer::<P>::start(Phase::WriteUnlock);
         self.mm.lock_seq.write_end();
         P::lock_event(
             LockClass::MmapLock,

@@ -1,6 +1,7 @@
 //! `map`: a new anonymous private mapping (Linux's `mmap`).
 
 use super::{MapAt, Mm, MmError, USER_END, USER_START, check_range};
+use crate::phases::{Phase, Timer};
 use crate::platform::Platform;
 use crate::vma::{PAGE_SIZE, Prot};
 
@@ -8,6 +9,7 @@ impl<P: Platform> Mm<P> {
     /// Map `len` bytes of anonymous private memory with protection `prot`.
     /// Returns the address.
     pub fn map(&self, at: MapAt, len: u64, prot: u32) -> Result<u64, MmError> {
+        let _t = Timer::<P>::start(Phase::MapTotal);
         let prot = Prot::from_bits(prot).ok_or(MmError::BadFlags)?;
         if len == 0 {
             return Err(MmError::ZeroLength);

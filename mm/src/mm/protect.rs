@@ -11,6 +11,7 @@ use core::ops::Range;
 use super::edit::{NewVma, coalesce};
 use super::{Mm, MmError, MmapLocked, MmapWriteGuard, check_range};
 use crate::page_table;
+use crate::phases::{Phase, Timer};
 use crate::platform::Platform;
 use crate::vma::{Prot, Vma};
 
@@ -24,6 +25,7 @@ impl<P: Platform> Mm<P> {
     /// Change the protection of `[addr, addr + len)`, which must be fully
     /// mapped; the result is merged with equal neighbours.
     pub fn protect(&self, addr: u64, len: u64, prot: u32) -> Result<(), MmError> {
+        let _t = Timer::<P>::start(Phase::ProtectTotal);
         check_range(addr, len)?;
         let prot = Prot::from_bits(prot).ok_or(MmError::BadFlags)?;
         let range = addr..addr + len;
@@ -41,10 +43,13 @@ impl<P: Platform> Mm<P> {
 
     /// Rewrite the leaves of `range` for `prot`; shoot down if any changed.
     fn protect_pages(&self, range: Range<u64>, prot: Prot) {
-        if self
-            .page_table
-            .protect(range.clone(), page_table::leaf_flags(prot))
-        {
+        let changed = {
+            let _t = Timer::<P>::start(Phase::PtProtect);
+            self.page_table
+                .protect(range.clone(), page_table::leaf_flags(prot))
+        };
+        if changed {
+            let _t = Timer::<P>::start(Phase::Shootdown);
             P::tlb_shootdown(self.page_table.root(), self.cpus_to_flush(), range);
         }
     }

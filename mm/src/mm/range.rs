@@ -26,6 +26,7 @@ impl<P: Platform> Mm<P> {
     /// kernel has memory to spare for them (`Platform::memory_low`). The
     /// caller holds the mmap write lock.
     pub(super) fn room_for(&self, more: usize) -> Result<(), MmError> {
+        let _t = crate::phases::Timer::<P>::start(crate::phases::Phase::RoomCheck);
         if (more > 0 && P::memory_low()) || self.vmas.len() + more > MAX_MAP_COUNT {
             return Err(MmError::NoMemory);
         }

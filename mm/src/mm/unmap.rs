@@ -7,11 +7,13 @@ use core::sync::atomic::Ordering as CoreOrdering;
 use super::edit::NewVma;
 use super::{Mm, MmError, MmapLocked, MmapWriteGuard, check_range};
 use crate::page_table::Unhooked;
+use crate::phases::{Phase, Timer};
 use crate::platform::Platform;
 
 impl<P: Platform> Mm<P> {
     /// Unmap `[addr, addr + len)`; VMAs that straddle an edge are split.
     pub fn unmap(&self, addr: u64, len: u64) -> Result<(), MmError> {
+        let _t = Timer::<P>::start(Phase::UnmapTotal);
         check_range(addr, len)?;
         let w = self.write_lock();
         let range = addr..addr + len;
@@ -33,17 +35,27 @@ impl<P: Platform> Mm<P> {
         self.remove_vmas(w, range.clone());
         race_point!(UnmapTreeEdited, mm = self, addr = range.start);
         let mut out = Unhooked::default();
-        self.page_table.clear(range.clone(), &mut out);
-        self.page_table
-            .free_tables(range.clone(), &|span| self.is_covered(span), &mut out);
+        {
+            let _t = Timer::<P>::start(Phase::PtClear);
+            self.page_table.clear(range.clone(), &mut out);
+        }
+        {
+            let _t = Timer::<P>::start(Phase::PtFreeTables);
+            self.page_table
+                .free_tables(range.clone(), &|span| self.is_covered(span), &mut out);
+        }
         race_point!(UnmapPtCleared, mm = self, addr = range.start);
         if let Some(span) = out.span.clone() {
+            let _t = Timer::<P>::start(Phase::Shootdown);
             // Only after every CPU has dropped the translations (and cached
             // paging-structure entries) may the frames be reused.
             P::tlb_shootdown(self.page_table.root(), self.cpus_to_flush(), span);
         }
         race_point!(UnmapShotDown, mm = self, addr = range.start);
-        self.free_unhooked(out);
+        {
+            let _t = Timer::<P>::start(Phase::FreeFrames);
+            self.free_unhooked(out);
+        }
         race_point!(UnmapFreed, mm = self, addr = range.start);
     }
 
@@ -73,8 +85,7 @@ impl<P: Platform> Mm<P> {
             .fetch_sub(out.pages.len() as u64, CoreOrdering::Relaxed);
         self.pt_pages
             .fetch_sub(out.tables.len() as u64, CoreOrdering::Relaxed);
-        for pa in out.pages.into_iter().chain(out.tables) {
-            P::free_frame(pa);
-        }
+        P::free_frames(&out.pages);
+        P::free_frames(&out.tables);
     }
 }
