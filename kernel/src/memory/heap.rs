@@ -52,11 +52,11 @@ fn map_more(h: &mut KernelHeap, bytes: u64) -> bool {
         let Some(pa) = frame::alloc() else {
             return false;
         };
-        paging::map_4k(
-            h.mapped_end,
-            pa,
-            PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,
-        );
+        let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
+        if !paging::map_4k(h.mapped_end, pa, flags) {
+            frame::free(pa);
+            return false;
+        }
         h.mapped_end += PAGE_SIZE;
     }
     true
@@ -76,6 +76,13 @@ pub fn init() {
 /// Frames the heap has taken from the frame allocator (it never gives back).
 pub fn mapped_frames() -> usize {
     ((HEAP.0.lock_irqsave().mapped_end - HEAP_BASE) / PAGE_SIZE) as usize
+}
+
+/// The heap's size and the bytes mapped for it, read together: they differ
+/// only if a growth step lost pages it had mapped.
+pub fn size_and_mapped() -> (usize, usize) {
+    let h = HEAP.0.lock_irqsave();
+    (h.heap.size(), (h.mapped_end - HEAP_BASE) as usize)
 }
 
 /// Bytes currently in use by allocations (blocks waiting in the per-CPU
@@ -105,12 +112,16 @@ unsafe impl GlobalAlloc for LockedHeap {
             let want = (layout.size() + layout.align()) as u64 + PAGE_SIZE;
             let grow = want.max(GROW_MIN).next_multiple_of(PAGE_SIZE);
             let old_end = h.mapped_end;
-            if !map_more(&mut h, grow) {
+            let grown = map_more(&mut h, grow);
+            // A growth step that ran out of frames partway still mapped some
+            // pages: hand them to the heap too, or their frames are lost.
+            let added = (h.mapped_end - old_end) as usize;
+            if added > 0 {
+                // SAFETY: the pages just mapped directly follow the heap's top.
+                unsafe { h.heap.extend(added) };
+            } else if !grown {
                 return core::ptr::null_mut();
             }
-            let added = (h.mapped_end - old_end) as usize;
-            // SAFETY: the pages just mapped directly follow the heap's top.
-            unsafe { h.heap.extend(added) };
         }
     }
 

@@ -59,17 +59,23 @@ impl KernelStack {
         let slot = take_slot();
         let base = slot_base(slot);
         for i in 0..pages {
-            let Some(pa) = frame::alloc() else {
+            let mapped = frame::alloc().filter(|&pa| {
+                let ok = paging::map_4k(
+                    base + PAGE_SIZE * (1 + i),
+                    pa,
+                    PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,
+                );
+                if !ok {
+                    frame::free(pa);
+                }
+                ok
+            });
+            if mapped.is_none() {
                 // Undo what we mapped; the slot is retired like any other.
                 let partial = KernelStack { slot, pages: i };
                 drop(partial);
                 return None;
-            };
-            paging::map_4k(
-                base + PAGE_SIZE * (1 + i),
-                pa,
-                PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE,
-            );
+            }
         }
         Some(KernelStack { slot, pages })
     }

@@ -43,9 +43,9 @@ pub fn kernel_table_frames() -> usize {
 }
 
 /// The next-level table under `entry`, allocating it if absent.
-fn next_table(entry: &mut PageTableEntry) -> u64 {
+fn next_table(entry: &mut PageTableEntry) -> Option<u64> {
     if entry.is_unused() {
-        let pa = frame::alloc_zeroed().expect("out of memory for kernel page tables");
+        let pa = frame::alloc_zeroed()?;
         TABLE_FRAMES.fetch_add(1, Ordering::Relaxed);
         entry.set_addr(PhysAddr::new(pa), Flags::PRESENT | Flags::WRITABLE);
     }
@@ -53,7 +53,7 @@ fn next_table(entry: &mut PageTableEntry) -> u64 {
         !entry.flags().contains(Flags::HUGE_PAGE),
         "kernel mapping collides with a huge page"
     );
-    entry.addr().as_u64()
+    Some(entry.addr().as_u64())
 }
 
 fn index(va: u64, level: PageTableLevel) -> usize {
@@ -116,23 +116,32 @@ pub fn drop_identity_map() {
     table(kernel_pml4())[0].set_unused();
 }
 
+/// Boot only: no memory for the direct map is a dead end.
 fn map_2m(pml4: u64, va: u64, pa: u64, flags: Flags) {
-    let pdpt = next_table(&mut table(pml4)[index(va, PageTableLevel::Four)]);
-    let pd = next_table(&mut table(pdpt)[index(va, PageTableLevel::Three)]);
+    const BOOT_OOM: &str = "no memory for the kernel page tables";
+    let pdpt = next_table(&mut table(pml4)[index(va, PageTableLevel::Four)]).expect(BOOT_OOM);
+    let pd = next_table(&mut table(pdpt)[index(va, PageTableLevel::Three)]).expect(BOOT_OOM);
     table(pd)[index(va, PageTableLevel::Two)].set_addr(PhysAddr::new(pa), flags);
 }
 
 /// Map one 4 KiB kernel page (PRESENT is added to `flags`). Panics if it is
 /// already mapped.
-pub fn map_4k(va: u64, pa: u64, flags: Flags) {
+#[must_use = "the page is not mapped when no frame was left for a page table"]
+pub fn map_4k(va: u64, pa: u64, flags: Flags) -> bool {
     assert!(va >= DIRECT_MAP_BASE && va.is_multiple_of(PAGE_SIZE));
     let _g = KERNEL_PT_LOCK.lock_irqsave();
-    let pdpt = next_table(&mut table(kernel_pml4())[index(va, PageTableLevel::Four)]);
-    let pd = next_table(&mut table(pdpt)[index(va, PageTableLevel::Three)]);
-    let pt = next_table(&mut table(pd)[index(va, PageTableLevel::Two)]);
+    // A table taken before a later level ran out stays in place: it is
+    // empty, and the next mapping in this region uses it.
+    let Some(pt) = next_table(&mut table(kernel_pml4())[index(va, PageTableLevel::Four)])
+        .and_then(|pdpt| next_table(&mut table(pdpt)[index(va, PageTableLevel::Three)]))
+        .and_then(|pd| next_table(&mut table(pd)[index(va, PageTableLevel::Two)]))
+    else {
+        return false;
+    };
     let pte = &mut table(pt)[index(va, PageTableLevel::One)];
     assert!(pte.is_unused(), "kernel page {va:#x} mapped twice");
     pte.set_addr(PhysAddr::new(pa), flags | Flags::PRESENT);
+    true
 }
 
 /// Unmap one 4 KiB kernel page on this CPU; returns the frame it mapped.

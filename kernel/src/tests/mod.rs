@@ -2,6 +2,7 @@
 mod boot;
 mod fuzz;
 mod heap_cache;
+mod heap_growth;
 mod lockdep;
 mod locks;
 mod memory;
