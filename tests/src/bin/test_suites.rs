@@ -7,7 +7,9 @@
 //! 3. the seed check: the seed's bug put back behind a feature must make its
 //!    loom model fail (one pass when it fails, one failure if it passes);
 //! 4. the in-kernel tests at SMP=1, SMP=4 and SMP=8 (one CPU, a typical
-//!    machine, and more virtual CPUs than host cores).
+//!    machine, and more virtual CPUs than host cores);
+//! 5. the labs: every lab's reference passes its grader and its starting
+//!    point fails it (`tests::labcheck`).
 //!
 //! A suite whose files do not exist yet is skipped loudly and never counted
 //! as passed. Each suite's output goes to the terminal and to
@@ -22,6 +24,7 @@ use std::time::Duration;
 use tests::cargo_tests::{self, Tally};
 use tests::config::{Config, Mode};
 use tests::guest;
+use tests::labcheck;
 use tests::process;
 use tests::pyunit;
 use tests::verdict::GuestExit;
@@ -333,6 +336,12 @@ fn run_all() -> io::Result<bool> {
             path,
         );
     }
+
+    // 5. The labs (docs/labs/): each reference passes, each starting point
+    // fails (tests::labcheck). Last: it reads the logs of the suites above.
+    let (mut log, path) = runner.start("labs", "labs.log")?;
+    let tally = labcheck::check_all(Path::new("."), &target_dir, &runner.logs, &mut log)?;
+    runner.record("labs", Outcome::Ran(tally), path);
 
     Ok(print_summary(&runner.suites))
 }
