@@ -125,6 +125,17 @@ pub fn check_all(
     logs: &Path,
     out: &mut dyn Write,
 ) -> io::Result<Tally> {
+    check(root, &labs::list(root), target, logs, out)
+}
+
+/// Checks the labs `names` (see [`check_all`]).
+pub fn check(
+    root: &Path,
+    names: &[String],
+    target: &Path,
+    logs: &Path,
+    out: &mut dyn Write,
+) -> io::Result<Tally> {
     let (root, target) = (&std::path::absolute(root)?, &std::path::absolute(target)?);
     let config = Config::from_env(|k| std::env::var(k).ok()).map_err(io::Error::other)?;
     let mut tally = Tally::default();
@@ -135,8 +146,8 @@ pub fn check_all(
             tally.failed += 1
         }
     };
-    for name in labs::list(root) {
-        let lab = match labs::load(root, &name) {
+    for name in names {
+        let lab = match labs::load(root, name) {
             Ok(lab) => lab,
             Err(e) => {
                 writeln!(out, "lab {name}: {e}")?;
@@ -163,7 +174,7 @@ pub fn check_all(
 
         writeln!(out, "==> lab {name}: the starting point must fail")?;
         let start_setup = Setup {
-            tree: target.join("labs").join(&name),
+            tree: target.join("labs").join(name),
             host_target: target.to_path_buf(),
             loom_target: target.join("loom"),
             kernel_target: target.join("labs-kernel"),

@@ -204,15 +204,13 @@ fn comparable(runs: &[&Run]) -> Result<(), String> {
     Ok(())
 }
 
-/// Words under each heading `### NAME` (to the next heading).
+/// Words under the heading `### NAME` (to the next heading of any level).
 fn section<'a>(text: &'a str, heading: &str) -> Option<Vec<&'a str>> {
     let mut lines = text.lines();
     lines.find(|l| {
-        let l = l.trim();
-        l.starts_with('#')
-            && l.trim_start_matches('#')
-                .trim()
-                .eq_ignore_ascii_case(heading)
+        l.trim()
+            .strip_prefix("### ")
+            .is_some_and(|h| h.trim().eq_ignore_ascii_case(heading))
     })?;
     Some(
         lines
