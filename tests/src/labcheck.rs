@@ -5,10 +5,18 @@
 //!
 //! Kept cheap: the reference's host, loom and kernel results are read from
 //! the logs of the suites `make test` has just run (a check they do not
-//! report is run for real), and a starting point is graded in a copy of the
-//! tree under `target/labs/NAME/` (the working tree is never touched) and
-//! only until its first failure, sharing the host and loom build
-//! directories.
+//! report is run for real), and a starting point is graded only until its
+//! first failure, in a copy of the tree (the working tree is never touched).
+//!
+//! One copy, `target/labs/tree`, serves every lab in turn, built in its own
+//! target directory `target/labs/target`. Cargo names a workspace crate's
+//! artifacts the same wherever the workspace lies, so a copy built into the
+//! working tree's target directory would overwrite its artifacts; and a
+//! copy *inside* the target directory it builds into has its sources
+//! recorded relative to that directory, so two copies would pass for each
+//! other. One copy at one path, outside its build directory, with only the
+//! files that changed rewritten, keeps cargo's freshness checks right and
+//! its dependencies built once.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -173,11 +181,12 @@ pub fn check(
         count(ok, &mut tally);
 
         writeln!(out, "==> lab {name}: the starting point must fail")?;
+        let build = target.join("labs").join("target");
         let start_setup = Setup {
-            tree: target.join("labs").join(name),
-            host_target: target.to_path_buf(),
-            loom_target: target.join("loom"),
-            kernel_target: target.join("labs-kernel"),
+            tree: target.join("labs").join("tree"),
+            host_target: build.clone(),
+            loom_target: build.join("loom"),
+            kernel_target: build,
             first_failure: true,
             config: config.clone(),
         };
