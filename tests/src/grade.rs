@@ -136,12 +136,22 @@ fn run_group(
                 (file.to_string(), r)
             })
             .collect())),
-        Kind::Host { package, target } => {
-            let cmd = cargo_test(setup, package, target, names, &setup.host_target, false);
+        Kind::Host {
+            package,
+            target,
+            env,
+        } => {
+            let mut cmd = cargo_test(setup, package, target, names, &setup.host_target, false);
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
             run_cargo(cmd, log)
         }
-        Kind::Loom { package, target } => {
-            let cmd = cargo_test(setup, package, target, names, &setup.loom_target, true);
+        Kind::Loom {
+            package,
+            target,
+            env,
+        } => {
+            let mut cmd = cargo_test(setup, package, target, names, &setup.loom_target, true);
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
             run_cargo(cmd, log)
         }
         Kind::Kernel { smp } => run_kernel(*smp, names, setup, log),

@@ -27,11 +27,13 @@ use crate::grade::{self, Setup};
 use crate::ktap::{self, Line};
 use crate::labs::{self, Check, Kind, Lab};
 
-/// The suites' logs in `logs` and what each holds.
+/// The suite's log in `logs` that holds the result of a check of `kind`.
+/// None for a check with its own environment: `make test` ran it without.
 fn log_for(kind: &Kind, logs: &Path) -> Option<PathBuf> {
     match kind {
-        Kind::Host { .. } => Some(logs.join("host.log")),
-        Kind::Loom { .. } => Some(logs.join("loom.log")),
+        Kind::Host { env, .. } if env.is_empty() => Some(logs.join("host.log")),
+        Kind::Loom { env, .. } if env.is_empty() => Some(logs.join("loom.log")),
+        Kind::Host { .. } | Kind::Loom { .. } => None,
         Kind::Kernel { smp } => Some(logs.join(format!("ktest-smp{smp}.log"))),
         Kind::Results { .. } => None,
     }

@@ -24,7 +24,9 @@
 //! (`lib` or an integration test's name) and a test's full name; `kernel`
 //! names an SMP count and an in-kernel test (`kernel?`: graded only once the
 //! kernel has a test of that name); `results` a checker and the file it
-//! reads. The last number is the check's points.
+//! reads. The number is the check's points; `host` and `loom` lines may end
+//! in `KEY=VALUE` words, set in the environment of that test's run (such as
+//! `LOOM_MAX_PREEMPTIONS=3`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -58,10 +60,19 @@ pub struct Start {
 pub enum Kind {
     /// A results file read by a checker (cheapest: runs first).
     Results { checker: String },
-    /// `cargo test -p PACKAGE` (`--lib` or `--test TARGET`) on the host.
-    Host { package: String, target: String },
+    /// `cargo test -p PACKAGE` (`--lib` or `--test TARGET`) on the host,
+    /// with `env` set for the tests.
+    Host {
+        package: String,
+        target: String,
+        env: Vec<(String, String)>,
+    },
     /// The same under `--cfg loom`, in release mode.
-    Loom { package: String, target: String },
+    Loom {
+        package: String,
+        target: String,
+        env: Vec<(String, String)>,
+    },
     /// An in-kernel test in QEMU with `smp` CPUs (dearest: runs last).
     Kernel { smp: u32 },
 }
@@ -171,17 +182,28 @@ fn parse_line(lab: &mut Lab, line: &str) -> Result<(), String> {
             });
             return Ok(());
         }
-        ["host", package, target, name, p] => {
-            let kind = Kind::Host {
-                package: package.to_string(),
-                target: target.to_string(),
-            };
-            check(kind, name, p, false)?
-        }
-        ["loom", package, target, name, p] => {
-            let kind = Kind::Loom {
-                package: package.to_string(),
-                target: target.to_string(),
+        [kw @ ("host" | "loom"), package, target, name, p, env @ ..] => {
+            let env = env
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| format!("`{kv}` is not KEY=VALUE"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let (package, target) = (package.to_string(), target.to_string());
+            let kind = if *kw == "host" {
+                Kind::Host {
+                    package,
+                    target,
+                    env,
+                }
+            } else {
+                Kind::Loom {
+                    package,
+                    target,
+                    env,
+                }
             };
             check(kind, name, p, false)?
         }
@@ -375,7 +397,7 @@ mod tests {
             "title Demo lab  # a comment\n\
              start mm/src/a.rs r stub.rs\n\
              host mm lib a::b 5\n\
-             loom mm loom m 10\n\
+             loom mm loom m 10 LOOM_MAX_PREEMPTIONS=3\n\
              kernel? 4 k 7\n\
              results measure docs/x.md 3\n",
         )
@@ -386,6 +408,10 @@ mod tests {
         assert!(lab.checks[2].if_exists);
         assert_eq!(lab.checks[2].kind, Kind::Kernel { smp: 4 });
         assert_eq!(lab.checks.iter().map(|c| c.points).sum::<u32>(), 25);
+        let Kind::Loom { env, .. } = &lab.checks[1].kind else {
+            panic!("not a loom check: {:?}", lab.checks[1]);
+        };
+        assert_eq!(env, &[("LOOM_MAX_PREEMPTIONS".into(), "3".into())]);
     }
 
     #[test]
@@ -394,5 +420,6 @@ mod tests {
         assert!(parse("x", "start a b c\n").is_err(), "no checks");
         assert!(parse("x", "host mm lib a 5\n").is_err(), "no start");
         assert!(parse("x", "start a b c\nkernel many t 5\n").is_err());
+        assert!(parse("x", "start a b c\nloom mm loom t 5 NOEQUALS\n").is_err());
     }
 }
