@@ -20,12 +20,33 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::cargo_tests::Tally;
 use crate::config::Config;
 use crate::grade::{self, Setup};
 use crate::ktap::{self, Line};
 use crate::labs::{self, Check, Kind, Lab};
+
+/// Where the logs of the suites `make test` ran are.
+pub struct Logs {
+    pub dir: PathBuf,
+    /// Only logs written since then count (a suite skipped in this run
+    /// leaves the log of an earlier one).
+    pub since: Option<SystemTime>,
+}
+
+impl Logs {
+    /// The text of the log for checks of `kind`, if it is recent enough.
+    fn read(&self, kind: &Kind) -> Option<String> {
+        let path = log_for(kind, &self.dir)?;
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+        if self.since.is_some_and(|since| modified < since) {
+            return None;
+        }
+        std::fs::read_to_string(path).ok()
+    }
+}
 
 /// The suite's log in `logs` that holds the result of a check of `kind`.
 /// None for a check with its own environment: `make test` ran it without.
@@ -67,16 +88,14 @@ fn from_log(c: &Check, log: &str) -> Option<bool> {
 }
 
 /// The reference: every check passes, from the logs where they have it.
-fn reference(lab: &Lab, setup: &Setup, logs: &Path, out: &mut dyn Write) -> io::Result<bool> {
+fn reference(lab: &Lab, setup: &Setup, logs: &Logs, out: &mut dyn Write) -> io::Result<bool> {
     let mut to_run = Vec::new();
     let mut ok = true;
     for c in &lab.checks {
         if c.if_exists && !labs::kernel_has_test(&setup.tree, &c.name) {
             continue;
         }
-        let seen = log_for(&c.kind, logs)
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|text| from_log(c, &text));
+        let seen = logs.read(&c.kind).and_then(|text| from_log(c, &text));
         match seen {
             Some(true) => writeln!(out, "  reference {}: passed in make test's run", c.label())?,
             Some(false) => {
@@ -132,7 +151,7 @@ fn starting_point(lab: &Lab, root: &Path, setup: &Setup, out: &mut dyn Write) ->
 pub fn check_all(
     root: &Path,
     target: &Path,
-    logs: &Path,
+    logs: &Logs,
     out: &mut dyn Write,
 ) -> io::Result<Tally> {
     check(root, &labs::list(root), target, logs, out)
@@ -143,7 +162,7 @@ pub fn check(
     root: &Path,
     names: &[String],
     target: &Path,
-    logs: &Path,
+    logs: &Logs,
     out: &mut dyn Write,
 ) -> io::Result<Tally> {
     let (root, target) = (&std::path::absolute(root)?, &std::path::absolute(target)?);

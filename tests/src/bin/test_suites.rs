@@ -185,6 +185,7 @@ fn main() -> ExitCode {
 }
 
 fn run_all() -> io::Result<bool> {
+    let started = std::time::SystemTime::now();
     let target_dir =
         PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()));
     let logs = target_dir.join("test-logs");
@@ -340,7 +341,11 @@ fn run_all() -> io::Result<bool> {
     // 5. The labs (docs/labs/): each reference passes, each starting point
     // fails (tests::labcheck). Last: it reads the logs of the suites above.
     let (mut log, path) = runner.start("labs", "labs.log")?;
-    let tally = labcheck::check_all(Path::new("."), &target_dir, &runner.logs, &mut log)?;
+    let logs = labcheck::Logs {
+        dir: runner.logs.clone(),
+        since: Some(started),
+    };
+    let tally = labcheck::check_all(Path::new("."), &target_dir, &logs, &mut log)?;
     runner.record("labs", Outcome::Ran(tally), path);
 
     Ok(print_summary(&runner.suites))
