@@ -165,6 +165,7 @@ pub fn check(
     logs: &Logs,
     out: &mut dyn Write,
 ) -> io::Result<Tally> {
+    let started = std::time::Instant::now();
     let (root, target) = (&std::path::absolute(root)?, &std::path::absolute(target)?);
     let config = Config::from_env(|k| std::env::var(k).ok()).map_err(io::Error::other)?;
     let mut tally = Tally::default();
@@ -219,5 +220,13 @@ pub fn check(
         )?;
         count(ok, &mut tally);
     }
+    // Information only (no test asserts a time): what the labs add to
+    // `make test`.
+    writeln!(
+        out,
+        "labs: {} lab(s) checked in {} s",
+        names.len(),
+        started.elapsed().as_secs()
+    )?;
     Ok(tally)
 }
