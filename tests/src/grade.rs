@@ -146,7 +146,7 @@ fn run_group(
         } => {
             let mut cmd = cargo_test(setup, package, target, names, &setup.host_target, false);
             cmd.envs(env.iter().map(|(k, v)| (k, v)));
-            run_cargo(cmd, HOST_TIMEOUT, log)
+            run_cargo(cmd, names, HOST_TIMEOUT, log)
         }
         Kind::Loom {
             package,
@@ -155,7 +155,7 @@ fn run_group(
         } => {
             let mut cmd = cargo_test(setup, package, target, names, &setup.loom_target, true);
             cmd.envs(env.iter().map(|(k, v)| (k, v)));
-            run_cargo(cmd, LOOM_TIMEOUT, log)
+            run_cargo(cmd, names, LOOM_TIMEOUT, log)
         }
         Kind::Kernel { smp } => run_kernel(*smp, names, setup, log),
     }
@@ -192,7 +192,12 @@ fn cargo_test(
 }
 
 /// Runs `cmd`, logging its output; the result of each test libtest reported.
-fn run_cargo(cmd: Command, timeout: Duration, log: &mut dyn Write) -> io::Result<GroupResult> {
+fn run_cargo(
+    cmd: Command,
+    names: &[&str],
+    timeout: Duration,
+    log: &mut dyn Write,
+) -> io::Result<GroupResult> {
     writeln!(log, "==> {}", describe(&cmd))?;
     let mut lines = Vec::new();
     let exit = process::run_group(cmd, Some(timeout), |line| {
@@ -230,6 +235,16 @@ fn run_cargo(cmd: Command, timeout: Duration, log: &mut dyn Write) -> io::Result
         }
         GuestExit::TimedOut(after) => Err(format!("build timed out after {} s", after.as_secs())),
         _ if !ran_tests => Err(build_error(&lines)),
+        // No summary line: the test binary died (a panic while panicking
+        // aborts it), taking the tests that had not reported with it.
+        _ if !lines.iter().any(|l| l.starts_with("test result:")) => {
+            for name in names {
+                map.entry(name.to_string()).or_insert(Err(
+                    "the test binary crashed before reporting (see the log)".into(),
+                ));
+            }
+            Ok(map)
+        }
         _ => Ok(map),
     })
 }
