@@ -331,6 +331,13 @@ fn run_kernel(
             map.insert(test.clone(), Err(format!("kernel panic: {text}")));
         }
     }
+    // The boot ended before these ran (a panic stops the run).
+    if let Some(problem) = exit.problem() {
+        for name in names {
+            map.entry(name.to_string())
+                .or_insert_with(|| Err(format!("did not run: {problem}")));
+        }
+    }
     Ok(Ok(map))
 }
 
