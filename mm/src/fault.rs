@@ -101,6 +101,7 @@ pub fn handle_fault<P: Platform>(
         }
         vma.anon_ready.store(true, Ordering::Relaxed);
     }
+    // LAB: demand-zero BEGIN
     let va = addr & !(PAGE_SIZE - 1);
     let t = Timer::<P>::start(Phase::FaultPtWalk);
     let Ok(pte) = mm.page_table.leaf_alloc(va, &mm.pt_pages) else {
@@ -155,6 +156,7 @@ pub fn handle_fault<P: Platform>(
         }
     }
     FaultOutcome::Done
+    // LAB: demand-zero END
 }
 
 /// The terminal event of a fault that ended with `outcome` on the path that

@@ -49,6 +49,7 @@ fn annotate<P: Platform>(vma: &Vma<P>, op: LockOp) {
 /// Try to read-lock `vma` for `mm`. Call inside an RCU read section, in which
 /// `vma` was found in `mm`'s tree (its memory may have been reused since).
 pub fn vma_start_read<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) -> Result<(), ReadLockError> {
+    // LAB: vma-start-read BEGIN
     // Step 1: cheap pre-check. Relaxed on both sides: it is only a hint, the
     // decision is taken in step 5.
     if vma.lock_seq.load(Ordering::Relaxed) == mm.lock_seq.read_relaxed() {
@@ -73,6 +74,7 @@ pub fn vma_start_read<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) -> Result<(), ReadL
     // Step 4: the memory may now be a VMA of another address space.
     let owner = vma.mm_ptr();
     if !core::ptr::eq(owner, mm) {
+        // LAB: cve-2025-38554 BEGIN
         // Our put may be the one that wakes that address space's writer, and
         // once our reference is gone nothing keeps that address space alive:
         // pin it across the put (the fix of CVE-2025-38554).
@@ -90,6 +92,7 @@ pub fn vma_start_read<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) -> Result<(), ReadL
         unsafe {
             Mm::mmdrop(owner)
         };
+        // LAB: cve-2025-38554 END
         return Err(ReadLockError::Failed);
     }
 
@@ -102,6 +105,7 @@ pub fn vma_start_read<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) -> Result<(), ReadL
         return Err(ReadLockError::Failed);
     }
     Ok(())
+    // LAB: vma-start-read END
 }
 
 /// Step 2 of the read lock: increment `refcnt` unless it is 0 (detached) or
@@ -132,6 +136,7 @@ pub fn vma_refcount_put<P: Platform>(vma: &Vma<P>) {
     // Step 1: copy the owner first: once the count drops, the VMA may be
     // detached, freed and reused at any moment.
     let mm = vma.mm_ptr();
+    // LAB: break-put-ordering BEGIN
     // Step 2: release the annotation always, and before the decrement. After
     // the decrement we may not touch the VMA (not even its address as a key
     // would be safe to reason about), and a put that races with detach must
@@ -154,6 +159,7 @@ pub fn vma_refcount_put<P: Platform>(vma: &Vma<P>) {
         // `wake_up` starts with a full fence after our decrement (rcuwait).
         mm.writer_wait.wake_up();
     }
+    // LAB: break-put-ordering END
 }
 
 /// The v6 code of the seed: the annotation is released only when the

@@ -6,12 +6,19 @@
 //! a deadline), `symbolize` (backtraces), `guest` (all of it together), and
 //! `cargo_tests` and `pyunit` (counting `cargo test` and Python `unittest`
 //! results for `make test`), and `must_fail` (the known bugs `make test`
-//! puts back, each with the test that must catch it).
+//! puts back, each with the test that must catch it). The labs
+//! (`docs/labs/`): `labs` (what a lab grades, its starting point), `measure`
+//! (a results-file checker), `grade` (running a lab's checks) and `labcheck`
+//! (what `make test` checks of them).
 
 pub mod cargo_tests;
 pub mod config;
+pub mod grade;
 pub mod guest;
 pub mod ktap;
+pub mod labcheck;
+pub mod labs;
+pub mod measure;
 pub mod must_fail;
 pub mod process;
 pub mod pyunit;

@@ -11,6 +11,8 @@
 //! 4. the in-kernel tests at SMP=1, 2, 4 and 8 (one CPU, the fewest the
 //!    replays need, a typical machine, and more virtual CPUs than host
 //!    cores), then the must-fail kernels, each running only its replay.
+//! 5. the labs: every lab's reference passes its grader and its starting
+//!    point fails it (`tests::labcheck`).
 //!
 //! A suite whose files do not exist yet is skipped loudly and never counted
 //! as passed. Each suite's output goes to the terminal and to
@@ -25,6 +27,7 @@ use std::time::Duration;
 use tests::cargo_tests::{self, Tally};
 use tests::config::{Config, Mode};
 use tests::guest;
+use tests::labcheck;
 use tests::must_fail::{self, Check, Entry};
 use tests::process;
 use tests::pyunit;
@@ -243,6 +246,7 @@ fn main() -> ExitCode {
 }
 
 fn run_all() -> io::Result<bool> {
+    let started = std::time::SystemTime::now();
     let target_dir =
         PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()));
     let logs = target_dir.join("test-logs");
@@ -449,6 +453,16 @@ fn run_all() -> io::Result<bool> {
         say_must_fail(&mut log, entry, tally);
         runner.record(&name, Outcome::Ran(tally), path);
     }
+
+    // 5. The labs (docs/labs/): each reference passes, each starting point
+    // fails (tests::labcheck). Last: it reads the logs of the suites above.
+    let (mut log, path) = runner.start("labs", "labs.log")?;
+    let logs = labcheck::Logs {
+        dir: runner.logs.clone(),
+        since: Some(started),
+    };
+    let tally = labcheck::check_all(Path::new("."), &target_dir, &logs, &mut log)?;
+    runner.record("labs", Outcome::Ran(tally), path);
 
     Ok(print_summary(&runner.suites))
 }
