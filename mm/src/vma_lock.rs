@@ -1,4 +1,5 @@
-//! The per-VMA reference-count lock (Linux 6.15), exactly as DESIGN.md §3.
+//! The per-VMA reference-count lock (Linux 6.15); docs/design.md walks
+//! through it step by step, with its states and orderings.
 //!
 //! `vma.refcnt` is the whole lock:
 //!
@@ -105,9 +106,10 @@ fn inc_not_zero_limited(refcnt: &AtomicU32) -> Result<(), ReadLockError> {
         if old >= REF_LIMIT {
             return Err(ReadLockError::Failed);
         }
-        // Acquire on success: pairs with the Release of `attach` and of a
-        // writer dropping LOCK_OFFSET, so the checks that follow read this
-        // VMA's fields, not those of the VMA this memory held before.
+        // Acquire on success: pairs with the Release of `vma_mark_attached`
+        // and of a writer dropping LOCK_OFFSET, so the checks that follow
+        // read this VMA's fields, not those of the VMA this memory held
+        // before.
         match refcnt.compare_exchange(old, old + 1, Ordering::Acquire, Ordering::Relaxed) {
             Ok(_) => return Ok(()),
             Err(now) => old = now,
@@ -221,7 +223,7 @@ pub fn vma_start_write<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
         wait_for_count(mm, vma, LOCK_OFFSET + 1);
     }
     // Step 3: the write lock itself. Relaxed: published by the Release below
-    // (for attached VMAs) or by `attach` (for detached ones).
+    // (for attached VMAs) or by `vma_mark_attached` (for detached ones).
     vma.lock_seq.store(seq, Ordering::Relaxed);
     // Step 4: let readers try again; they will now see the lock. Release
     // pairs with the readers' Acquire increment: a reader that gets in sees
