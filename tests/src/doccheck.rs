@@ -66,10 +66,9 @@ pub fn check_repo(root: &Path) -> Vec<Problem> {
 
 // ------------------------------------------------------------ repository --
 
-/// Directories never scanned: build output, version control, and hidden
-/// tool folders.
+/// Directories never scanned: build output and version control.
 fn skipped_dir(name: &str) -> bool {
-    name == "target" || name.starts_with('.')
+    name == "target" || name == ".git"
 }
 
 /// The repository's files and folders (relative, `/`-separated) and the Rust
@@ -352,7 +351,9 @@ fn check_span(repo: &Repo, doc: &str, span: &str) -> Option<String> {
     {
         return None;
     }
-    Some(format!("`{span}`: no such file or folder in the repository"))
+    Some(format!(
+        "`{span}`: no such file or folder in the repository"
+    ))
 }
 
 fn is_placeholder(span: &str) -> bool {
@@ -439,7 +440,15 @@ const CRATES: &[(&str, &str)] = &[
 /// enum variants at the start of a line, and names on `pub use` lines.
 fn definitions(text: &str) -> BTreeSet<String> {
     const KEYWORDS: &[&str] = &[
-        "fn", "struct", "enum", "trait", "type", "const", "static", "mod", "union",
+        "fn",
+        "struct",
+        "enum",
+        "trait",
+        "type",
+        "const",
+        "static",
+        "mod",
+        "union",
         "macro_rules!",
     ];
     let mut defs = BTreeSet::new();
@@ -653,7 +662,9 @@ fn check_no_outside_refs(file: &str, text: &str, problems: &mut Vec<Problem>) {
             }
         }
         if let Some(t) = tracker_number(line) {
-            report(format!("refers to a tracker number (`{t}`): say what it means"));
+            report(format!(
+                "refers to a tracker number (`{t}`): say what it means"
+            ));
         }
     }
 }
