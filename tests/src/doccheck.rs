@@ -1,7 +1,7 @@
 //! Docs that cannot go stale silently.
 //!
-//! [`check_repo`] reads `README.md` and every Markdown file under `docs/` and
-//! reports:
+//! [`check_repo`] reads every `README.md` and every Markdown file under
+//! `docs/` and reports:
 //!
 //! - a backticked repository path (`mm/src/vma_lock.rs`, `kernel/build.rs:14`,
 //!   `bench/`, or a bare file name such as `lookup.rs`) that names no file or
@@ -131,11 +131,15 @@ impl Repo {
         }
     }
 
-    /// `README.md` and every Markdown file under `docs/`.
+    /// Every `README.md`, and every Markdown file under `docs/`.
     fn docs(&self) -> Vec<String> {
         self.files
             .iter()
-            .filter(|f| *f == "README.md" || (f.starts_with("docs/") && f.ends_with(".md")))
+            .filter(|f| {
+                *f == "README.md"
+                    || f.ends_with("/README.md")
+                    || (f.starts_with("docs/") && f.ends_with(".md"))
+            })
             .cloned()
             .collect()
     }
@@ -574,7 +578,13 @@ fn check_rust_path(repo: &Repo, span: &str) -> Option<String> {
         return None;
     }
     let (first, rest) = (segs[0], &segs[1..]);
-    let resolved = if first == "crate" {
+    let resolved = if span.ends_with('!') {
+        // `#[macro_export]` puts a macro at its crate's root, wherever it
+        // is written: any definition in our crates will do.
+        let name = segs[segs.len() - 1];
+        let ours = first == "crate" || CRATES.iter().any(|(c, _)| *c == first);
+        ours.then(|| repo.defs.values().any(|d| d.contains(name)))
+    } else if first == "crate" {
         Some(CRATES.iter().any(|&(_, src)| {
             repo.root_file(src)
                 .is_some_and(|root| repo.resolve_in(&root, src, rest))
@@ -736,7 +746,8 @@ mod tests {
             write("mm/src/lib.rs", "pub mod vma_lock;\npub struct Mm;\n");
             write(
                 "mm/src/vma_lock.rs",
-                "pub fn vma_mark_attached() {}\nimpl Mm {\n    pub fn write_lock(&self) {}\n}\n",
+                "pub fn vma_mark_attached() {}\nimpl Mm {\n    pub fn write_lock(&self) {}\n}\n\
+                 #[macro_export]\nmacro_rules! kassert { () => {} }\n",
             );
             Fixture(root)
         }
@@ -759,6 +770,7 @@ mod tests {
             "# Guide\n\n## The lock\n\n`mm/src/vma_lock.rs:1`, `vma_lock.rs`, `mm/`,\n\
              `mm::vma_lock::vma_mark_attached`, `vma_lock::vma_mark_attached()`,\n\
              `Mm::write_lock`, `core::ptr::eq`, `make run PROG=x`, `target/x`,\n\
+             `mm::kassert!`, `std::println!`,\n\
              [up](../README.md#top), [here](#the-lock).\n\n\
              ```\nnot/checked.rs\n```\n",
         );
@@ -778,10 +790,11 @@ mod tests {
     fn missing_rust_items_are_reported() {
         let f = Fixture::new(
             "rust",
-            "# G\n\n`vma_lock::attach`\n`mm::vma_lock::attach`\n`Mm::read_lock`\n`crate::nope`\n",
+            "# G\n\n`vma_lock::attach`\n`mm::vma_lock::attach`\n`Mm::read_lock`\n`crate::nope`\n\
+             `mm::nope!`\n",
         );
         let p = f.problems();
-        assert_eq!(p.len(), 4, "{p:?}");
+        assert_eq!(p.len(), 5, "{p:?}");
     }
 
     #[test]
