@@ -5,7 +5,7 @@
 //! a pass), `config` (the QEMU command line), `process` (running a child with
 //! a deadline), `symbolize` (backtraces), `guest` (all of it together), and
 //! `cargo_tests` and `pyunit` (counting `cargo test` and Python `unittest`
-//! results for `make test`); `doccheck` keeps the docs from going stale.
+//! results for `make test`).
 
 pub mod cargo_tests;
 pub mod config;
