@@ -111,8 +111,8 @@ fn per_op(name: &str, mut op: impl FnMut()) {
 
 /// One CPU, nobody else touching the lock: the fast paths.
 fn uncontended() {
-    // The baseline the read side is compared with ("close to a counter
-    // increment", issue 4). Relaxed: nothing is published through it.
+    // The baseline the RCU read side is compared with (its goal: "close to
+    // a counter increment"). Relaxed: nothing is published through it.
     let counter = AtomicU64::new(0);
     per_op("atomic_increment", || {
         counter.fetch_add(1, Ordering::Relaxed);

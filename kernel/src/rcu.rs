@@ -6,15 +6,15 @@
 //! preemptible code, every reader it had before has finished: a *quiescent
 //! state*.
 //!
-//! Grace periods are numbered. `gp_started` is the newest one begun,
-//! `gp_completed` the newest one finished; at most one is in progress. A CPU
-//! reports a quiescent state by storing the current `gp_started` into its
+//! Grace periods are numbered. `GP_STARTED` is the newest one begun,
+//! `GP_COMPLETED` the newest one finished; at most one is in progress. A CPU
+//! reports a quiescent state by storing the current `GP_STARTED` into its
 //! `qs_seq`. Grace period `g` is complete when every online CPU has
 //! `qs_seq >= g` or is idle right now (an idle CPU holds no reader, so it
 //! never holds up a grace period: Linux's dynticks-idle).
 //!
 //! Work that needs a grace period (`call_rcu`, `synchronize_rcu`) names the
-//! one it needs, `target = gp_started + 1`: the next grace period to *begin*,
+//! one it needs, `target = GP_STARTED + 1`: the next grace period to *begin*,
 //! which begins after the caller's removal of the old data. The `rcu_gp` task
 //! starts grace periods while any target is outstanding, polls for their end,
 //! then runs the callbacks whose target is complete, in the order they were

@@ -9,7 +9,8 @@
 //!
 //! The range, the protection and the owner are written only while the VMA is
 //! detached (`refcnt == 0`) and not yet handed to a reader; attaching it
-//! publishes them with a Release store of `refcnt` (see `vma_lock::attach`).
+//! publishes them with a Release store of `refcnt` (see
+//! `vma_lock::vma_mark_attached`).
 //! So while a reader holds a reference they do not change: a change of range
 //! or protection is made by replacing the VMA with a new one (`mm/edit.rs`).
 
@@ -81,7 +82,8 @@ impl<P: Platform> Vma<P> {
             0,
             "init of an attached VMA"
         );
-        // Relaxed stores: `attach` publishes them with its Release store.
+        // Relaxed stores: `vma_mark_attached` publishes them with its
+        // Release store.
         self.mm.store(mm as *mut Mm<P>, Ordering::Relaxed);
         self.start.store(range.start, Ordering::Relaxed);
         self.end.store(range.end, Ordering::Relaxed);

@@ -1,4 +1,5 @@
-//! The per-VMA reference-count lock (Linux 6.15), exactly as DESIGN.md §3.
+//! The per-VMA reference-count lock (Linux 6.15); docs/design.md walks
+//! through it step by step, with its states and orderings.
 //!
 //! `vma.refcnt` is the whole lock:
 //!
@@ -119,9 +120,10 @@ fn inc_not_zero_limited(refcnt: &AtomicU32) -> Result<(), ReadLockError> {
         if old >= REF_LIMIT {
             return Err(ReadLockError::Failed);
         }
-        // Acquire on success: pairs with the Release of `attach` and of a
-        // writer dropping LOCK_OFFSET, so the checks that follow read this
-        // VMA's fields, not those of the VMA this memory held before.
+        // Acquire on success: pairs with the Release of `vma_mark_attached`
+        // and of a writer dropping LOCK_OFFSET, so the checks that follow
+        // read this VMA's fields, not those of the VMA this memory held
+        // before.
         match refcnt.compare_exchange(old, old + 1, Ordering::Acquire, Ordering::Relaxed) {
             Ok(_) => return Ok(()),
             Err(now) => old = now,
@@ -243,7 +245,7 @@ pub fn vma_start_write<P: Platform>(mm: &Mm<P>, vma: &Vma<P>) {
         race_point!(WriterAfterWait, mm = mm, vma = vma);
     }
     // Step 3: the write lock itself. Relaxed: published by the Release below
-    // (for attached VMAs) or by `attach` (for detached ones).
+    // (for attached VMAs) or by `vma_mark_attached` (for detached ones).
     vma.lock_seq.store(seq, Ordering::Relaxed);
     // Step 4: let readers try again; they will now see the lock. Release
     // pairs with the readers' Acquire increment: a reader that gets in sees

@@ -1,4 +1,5 @@
-//! Loom models of the VMA lock protocol (DESIGN.md §3, §5).
+//! Loom models of the VMA lock protocol (docs/design.md; each race they
+//! replay is drawn in docs/races.md).
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p mm --release --test loom`.
 //! Preemptions are bounded at 2 unless `LOOM_MAX_PREEMPTIONS` says otherwise
@@ -385,8 +386,8 @@ fn loom_reader_vs_reuse_same_mm_other_range() {
 /// VMA and re-initialises the same memory as a new VMA of this address space
 /// (another range and protection), then attaches it. If the reader's lock
 /// succeeds it must see one whole VMA, the old or the new, never the new
-/// count with old fields: `attach`'s Release store pairs with the reader's
-/// Acquire increment. (Checked: with a Relaxed attach this model fails.)
+/// count with old fields: `vma_mark_attached`'s Release store pairs with the
+/// reader's Acquire increment. (Checked: with a Relaxed attach this model fails.)
 #[test]
 fn loom_attach_publishes_reused_vma() {
     const Y: u64 = 2 * X;

@@ -13,6 +13,7 @@
 
 pub mod cargo_tests;
 pub mod config;
+pub mod doccheck;
 pub mod grade;
 pub mod guest;
 pub mod ktap;

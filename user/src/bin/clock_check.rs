@@ -1,9 +1,10 @@
 //! `clock_check [-d SECONDS]`: lets the host check that a guest second is a
-//! wall-clock second (issue 6, item 9). It prints `clock_check start`, spins
-//! on CLOCK_NS until D seconds have passed by the guest clock (default 5),
-//! then prints `clock_check end guest_ns=N`; the host times the two lines on
-//! its own clock and compares. It then reports how long NANOSLEEP(1 s) took
-//! by CLOCK_NS (at least 1 s, or the sleep is wrong).
+//! wall-clock second (benchmarks that compare guest and host timings need
+//! them to agree). It prints `clock_check start`, spins on CLOCK_NS until
+//! D seconds have passed by the guest clock (default 5), then prints
+//! `clock_check end guest_ns=N`; the host times the two lines on its own
+//! clock and compares. It then reports how long NANOSLEEP(1 s) took by
+//! CLOCK_NS (at least 1 s, or the sleep is wrong).
 #![no_std]
 #![no_main]
 

@@ -33,8 +33,8 @@ const BAD_RIPS: [u64; 7] = [
 ];
 
 // `ud2` reached with a non-canonical RSP (r12 keeps the real one) and with NT
-// and IOPL asked for in RFLAGS; resumed at `frr_after`, which puts RSP back
-// and returns RFLAGS as the resumed context had them.
+// and IOPL asked for in RFLAGS; resumed at its `..._after` label, which puts
+// RSP back and returns RFLAGS as the resumed context had them.
 core::arch::global_asm!(
     ".global frr_ud_noncanon_rsp, frr_ud_noncanon_rsp_after",
     "frr_ud_noncanon_rsp:",

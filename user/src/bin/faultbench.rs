@@ -1,6 +1,6 @@
-//! `faultbench`: the page-fault throughput benchmark of
-//! `shared/bench/faultbench.c`, ported line for line so one script compares
-//! this OS with Linux.
+//! `faultbench`: a page-fault throughput benchmark; `bench/faultbench.c` is
+//! the same program line for line for Linux, so one script compares this OS
+//! with Linux.
 //!
 //! Each worker thread loops: map P pages (PROT_READ|PROT_WRITE, private,
 //! anonymous) at its own hint address (16 TiB + (i+1) GiB), write one byte per

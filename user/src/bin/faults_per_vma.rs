@@ -2,7 +2,7 @@
 //! the VMA read lock (counted as per-VMA successes) even while a writer
 //! thread holds `mmap_lock` for write over and over.
 //!
-//! By the lock protocol (DESIGN.md §3) the writer never makes a worker fall
+//! By the lock protocol (docs/design.md) the writer never makes a worker fall
 //! back: each worker faults only in its own VMA, which no one write-locks
 //! while it faults, and the writer's write lock does not block VMA readers.
 //! One fallback per fresh VMA is expected all the same: its first fault

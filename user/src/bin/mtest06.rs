@@ -4,7 +4,7 @@
 //! to the user fault handler as "not mapped" at exactly that address; an
 //! access that succeeds must see 0 (a fresh mapping) or the pattern the
 //! workers write, never anything else. LTP's version of this found a kernel
-//! that called the VMA read-unlock on an error value (DESIGN.md §3).
+//! that called the VMA read-unlock on an error value (docs/races.md).
 #![no_std]
 #![no_main]
 
