@@ -111,10 +111,18 @@ unsafe fn free_mm<P: Platform>(mm: *mut Mm<P>) {
     }
     #[cfg(loom)]
     {
-        // Under loom the structure is kept (leaked) with `count == 0`, so the
-        // model can assert that nobody wakes its writer after this point
-        // (CVE-2025-38554) instead of reading freed memory.
-        let _ = mm;
+        // Under loom the structure is kept with `count == 0` until the model
+        // ends, so the model can assert that nobody wakes its writer after
+        // this point (CVE-2025-38554) instead of reading freed memory. The
+        // loom platform's RCU runs its callbacks only after every thread of
+        // the model is joined: that is when nobody can touch it any more.
+        // (Leaking it instead cost gigabytes over a model's executions.)
+        let addr = mm as usize;
+        P::call_rcu(Box::new(move || {
+            // SAFETY: allocated by `Box` in `with_lock_seq`; the last
+            // reference was dropped and the model's threads are joined.
+            drop(unsafe { Box::from_raw(addr as *mut Mm<P>) });
+        }));
     }
 }
 
