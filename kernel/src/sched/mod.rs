@@ -660,7 +660,12 @@ fn idle_loop() -> ! {
     loop {
         crate::rcu::note_idle();
         cpu::disable_interrupts();
-        if rq.queue.lock().is_empty() && !any_stealable() {
+        // Our queue's lock is let go before we look at the others' (each
+        // operand of `&&` is its own temporary scope, so this holds either
+        // way; spelled out because two idle CPUs each holding their own
+        // while taking the other's would deadlock).
+        let empty = rq.queue.lock().is_empty();
+        if empty && !any_stealable() {
             // `sti; hlt`: a wakeup IPI after our check still ends the halt.
             crate::rcu::enter_idle();
             cpu::enable_interrupts_and_halt();
