@@ -79,6 +79,9 @@ pub static STALL_WARNINGS: AtomicU64 = AtomicU64::new(0);
 /// CPUs named by the latest stall warning (bitmask).
 pub static LAST_STALL_CPUS: AtomicU64 = AtomicU64::new(0);
 static RUNNING: AtomicBool = AtomicBool::new(false);
+/// The grace-period task, for stall reports (one reference, never dropped:
+/// the task never exits).
+static GP_TASK: AtomicPtr<sched::Task> = AtomicPtr::new(core::ptr::null_mut());
 
 /// The grace-period task sleeps here; requests wake it.
 static GP_WORK: WaitQueue = WaitQueue::new();
@@ -278,9 +281,46 @@ fn check_stall() {
         let running = sched::current_name_on(c);
         who.push_str(&alloc::format!(" cpu{c} (running '{running}')"));
     }
+    if cpus == 0 {
+        who.push_str(" no CPU (so the grace-period task is not polling)");
+    }
     LAST_STALL_CPUS.store(cpus, Ordering::Relaxed);
     STALL_WARNINGS.fetch_add(1, Ordering::Relaxed);
-    crate::warn!("rcu: INFO: grace period {g} stalled for {age_ms} ms, held up by:{who}");
+    crate::warn!(
+        "rcu: INFO: grace period {g} stalled for {age_ms} ms, held up by:{who}\n{}",
+        stall_details()
+    );
+}
+
+/// Why a grace period may not be ending: the counters, every CPU's
+/// quiescent-state record, the grace-period task and the run queues. Runs
+/// in the tick, so it only loads atomics and tries locks.
+fn stall_details() -> String {
+    let mut s = alloc::format!(
+        "rcu: requested {} started {} completed {}",
+        GP_REQUESTED.load(Ordering::SeqCst),
+        GP_STARTED.load(Ordering::SeqCst),
+        GP_COMPLETED.load(Ordering::SeqCst),
+    );
+    for c in percpu::online_cpus().map(|c| c.cpu_id as usize) {
+        let st = &CPUS[c];
+        s.push_str(&alloc::format!(
+            "\n  cpu{c}: qs_seq {} idle {} nesting {}",
+            st.qs_seq.load(Ordering::SeqCst),
+            st.idle.load(Ordering::SeqCst),
+            st.nesting.load(Ordering::Relaxed),
+        ));
+    }
+    let gp = GP_TASK.load(Ordering::Acquire);
+    if !gp.is_null() {
+        // SAFETY: `init` leaked one reference to the task, which never exits.
+        let t = unsafe { &*gp };
+        s.push_str("\nrcu: grace-period ");
+        s.push_str(&sched::diag::describe_task(t));
+    }
+    s.push_str("\nsched:");
+    s.push_str(&sched::diag::describe_cpus());
+    s
 }
 
 /// Callers that need a grace period: the target, and a nudge to the task.
@@ -385,7 +425,12 @@ pub fn init() {
     {
         STALL_TIMEOUT_MS.store(ms, Ordering::Relaxed);
     }
-    sched::spawn("rcu_gp", None, gp_task);
+    let t = sched::spawn("rcu_gp", None, gp_task);
+    // Release pairs with the Acquire in `stall_details`.
+    GP_TASK.store(
+        alloc::sync::Arc::into_raw(t) as *mut sched::Task,
+        Ordering::Release,
+    );
     RUNNING.store(true, Ordering::Release);
 }
 
