@@ -54,6 +54,9 @@ struct CpuState {
     callbacks: SpinLock<VecDeque<(u64, Callback)>>,
     /// Grace periods in which this CPU was let off because it was idle.
     idle_passes: AtomicU64,
+    /// uptime_ns at this CPU's latest timer tick (stall reports: a CPU whose
+    /// ticks stopped is stuck with interrupts off).
+    last_tick_ns: AtomicU64,
 }
 
 static CPUS: [CpuState; MAX_CPUS] = [const {
@@ -63,6 +66,7 @@ static CPUS: [CpuState; MAX_CPUS] = [const {
         nesting: AtomicUsize::new(0),
         callbacks: SpinLock::new(VecDeque::new()),
         idle_passes: AtomicU64::new(0),
+        last_tick_ns: AtomicU64::new(0),
     }
 }; MAX_CPUS];
 
@@ -215,6 +219,9 @@ pub fn note_tick(from_user: bool) {
     if !RUNNING.load(Ordering::Relaxed) {
         return;
     }
+    this()
+        .last_tick_ns
+        .store(crate::time::uptime_ns(), Ordering::Relaxed);
     if from_user || preempt::count() == 0 {
         report_qs();
     }
@@ -302,13 +309,18 @@ fn stall_details() -> String {
         GP_STARTED.load(Ordering::SeqCst),
         GP_COMPLETED.load(Ordering::SeqCst),
     );
-    for c in percpu::online_cpus().map(|c| c.cpu_id as usize) {
-        let st = &CPUS[c];
+    let now = crate::time::uptime_ns();
+    for pc in percpu::online_cpus() {
+        let st = &CPUS[pc.cpu_id as usize];
         s.push_str(&alloc::format!(
-            "\n  cpu{c}: qs_seq {} idle {} nesting {}",
+            "\n  cpu{}: qs_seq {} idle {} nesting {} preempt_count {} irq_depth {} last tick {} ms ago",
+            pc.cpu_id,
             st.qs_seq.load(Ordering::SeqCst),
             st.idle.load(Ordering::SeqCst),
             st.nesting.load(Ordering::Relaxed),
+            pc.preempt_count.load(Ordering::Relaxed),
+            pc.irq_depth.load(Ordering::Relaxed),
+            now.saturating_sub(st.last_tick_ns.load(Ordering::Relaxed)) / 1_000_000,
         ));
     }
     let gp = GP_TASK.load(Ordering::Acquire);
