@@ -68,7 +68,7 @@ fn churner(id: u64, sleepers: &[Arc<Task>], stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         match rng.next() % 4 {
             0 => {
-                let t = sched::spawn("wakeup-short", None, || sched::yield_now());
+                let t = sched::spawn("wakeup-short", None, sched::yield_now);
                 sched::join(&t);
             }
             1 | 2 => {
