@@ -108,8 +108,14 @@ fn watch(sleepers: &[Arc<Task>], progress: &[Arc<AtomicU64>]) -> Result<(), Stri
             if now != last[i].0 {
                 last[i] = (now, ticks());
             } else if now != ROUNDS && all_ticked_past(&last[i].1) {
+                // Round `now` is the one it is stuck in (see `sleeper`).
+                let what = if i % 4 == 3 && now % 2 == 1 {
+                    "in synchronize_rcu"
+                } else {
+                    "in sleep_ns"
+                };
                 return Err(format!(
-                    "sleeper {i} stuck after {now} of {ROUNDS} sleeps while every CPU ticked {STUCK_TICKS} times: {}{}",
+                    "sleeper {i} stuck {what} after {now} of {ROUNDS} rounds while every CPU ticked {STUCK_TICKS} times: {}{}",
                     sched::diag::describe_task(&sleepers[i]),
                     sched::diag::describe_cpus()
                 ));
