@@ -54,6 +54,9 @@ struct CpuState {
     callbacks: SpinLock<VecDeque<(u64, Callback)>>,
     /// Grace periods in which this CPU was let off because it was idle.
     idle_passes: AtomicU64,
+    /// uptime_ns at this CPU's latest timer tick (stall reports: a CPU whose
+    /// ticks stopped is stuck with interrupts off).
+    last_tick_ns: AtomicU64,
 }
 
 static CPUS: [CpuState; MAX_CPUS] = [const {
@@ -63,6 +66,7 @@ static CPUS: [CpuState; MAX_CPUS] = [const {
         nesting: AtomicUsize::new(0),
         callbacks: SpinLock::new(VecDeque::new()),
         idle_passes: AtomicU64::new(0),
+        last_tick_ns: AtomicU64::new(0),
     }
 }; MAX_CPUS];
 
@@ -79,6 +83,9 @@ pub static STALL_WARNINGS: AtomicU64 = AtomicU64::new(0);
 /// CPUs named by the latest stall warning (bitmask).
 pub static LAST_STALL_CPUS: AtomicU64 = AtomicU64::new(0);
 static RUNNING: AtomicBool = AtomicBool::new(false);
+/// The grace-period task, for stall reports (one reference, never dropped:
+/// the task never exits).
+static GP_TASK: AtomicPtr<sched::Task> = AtomicPtr::new(core::ptr::null_mut());
 
 /// The grace-period task sleeps here; requests wake it.
 static GP_WORK: WaitQueue = WaitQueue::new();
@@ -212,6 +219,9 @@ pub fn note_tick(from_user: bool) {
     if !RUNNING.load(Ordering::Relaxed) {
         return;
     }
+    this()
+        .last_tick_ns
+        .store(crate::time::uptime_ns(), Ordering::Relaxed);
     if from_user || preempt::count() == 0 {
         report_qs();
     }
@@ -278,9 +288,51 @@ fn check_stall() {
         let running = sched::current_name_on(c);
         who.push_str(&alloc::format!(" cpu{c} (running '{running}')"));
     }
+    if cpus == 0 {
+        who.push_str(" no CPU (so the grace-period task is not polling)");
+    }
     LAST_STALL_CPUS.store(cpus, Ordering::Relaxed);
     STALL_WARNINGS.fetch_add(1, Ordering::Relaxed);
-    crate::warn!("rcu: INFO: grace period {g} stalled for {age_ms} ms, held up by:{who}");
+    crate::warn!(
+        "rcu: INFO: grace period {g} stalled for {age_ms} ms, held up by:{who}\n{}",
+        stall_details()
+    );
+}
+
+/// Why a grace period may not be ending: the counters, every CPU's
+/// quiescent-state record, the grace-period task and the run queues. Runs
+/// in the tick, so it only loads atomics and tries locks.
+fn stall_details() -> String {
+    let mut s = alloc::format!(
+        "rcu: requested {} started {} completed {}",
+        GP_REQUESTED.load(Ordering::SeqCst),
+        GP_STARTED.load(Ordering::SeqCst),
+        GP_COMPLETED.load(Ordering::SeqCst),
+    );
+    let now = crate::time::uptime_ns();
+    for pc in percpu::online_cpus() {
+        let st = &CPUS[pc.cpu_id as usize];
+        s.push_str(&alloc::format!(
+            "\n  cpu{}: qs_seq {} idle {} nesting {} preempt_count {} irq_depth {} last tick {} ms ago",
+            pc.cpu_id,
+            st.qs_seq.load(Ordering::SeqCst),
+            st.idle.load(Ordering::SeqCst),
+            st.nesting.load(Ordering::Relaxed),
+            pc.preempt_count.load(Ordering::Relaxed),
+            pc.irq_depth.load(Ordering::Relaxed),
+            now.saturating_sub(st.last_tick_ns.load(Ordering::Relaxed)) / 1_000_000,
+        ));
+    }
+    let gp = GP_TASK.load(Ordering::Acquire);
+    if !gp.is_null() {
+        // SAFETY: `init` leaked one reference to the task, which never exits.
+        let t = unsafe { &*gp };
+        s.push_str("\nrcu: grace-period ");
+        s.push_str(&sched::diag::describe_task(t));
+    }
+    s.push_str("\nsched:");
+    s.push_str(&sched::diag::describe_cpus());
+    s
 }
 
 /// Callers that need a grace period: the target, and a nudge to the task.
@@ -385,7 +437,12 @@ pub fn init() {
     {
         STALL_TIMEOUT_MS.store(ms, Ordering::Relaxed);
     }
-    sched::spawn("rcu_gp", None, gp_task);
+    let t = sched::spawn("rcu_gp", None, gp_task);
+    // Release pairs with the Acquire in `stall_details`.
+    GP_TASK.store(
+        alloc::sync::Arc::into_raw(t) as *mut sched::Task,
+        Ordering::Release,
+    );
     RUNNING.store(true, Ordering::Release);
 }
 

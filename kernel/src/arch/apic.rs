@@ -108,12 +108,19 @@ fn send(apic_id: u32, icr_low: u32) {
         // SAFETY: an IPI only interrupts the target CPU.
         unsafe { Msr::new(MSR_X2APIC_ICR).write((u64::from(apic_id) << 32) | u64::from(icr_low)) };
     } else {
+        // Interrupts off: the ICR is two registers, and an interrupt handler
+        // that sends an IPI between our two writes (a tick waking a task
+        // onto another CPU) would leave its own destination in ICR_HIGH, and
+        // our IPI would go to its CPU instead (a shootdown then waits
+        // forever for a CPU that never heard of it).
+        let irq = cpu::irq_save();
         write(REG_ICR_HIGH, apic_id << 24);
         write(REG_ICR_LOW, icr_low);
         // Wait for the delivery-status bit to clear before the next IPI.
         while read(REG_ICR_LOW) & (1 << 12) != 0 {
             cpu::pause();
         }
+        cpu::irq_restore(irq);
     }
 }
 

@@ -21,6 +21,7 @@
 //! Quiescent-state hooks: `rcu::note_context_switch` on every switch and
 //! `rcu::note_idle` in the idle loop (an idle CPU never holds up RCU).
 
+pub mod diag;
 pub mod fpu;
 pub mod preempt;
 mod switch;

@@ -11,6 +11,7 @@ mod rcu;
 mod replay;
 mod replay_more;
 mod sched;
+mod sched_wakeup;
 mod selftest;
 mod smp;
 mod soak;
