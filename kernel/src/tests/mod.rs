@@ -18,3 +18,4 @@ mod user_exceptions;
 mod user_limits;
 mod user_memory;
 mod user_threads;
+mod wake;
