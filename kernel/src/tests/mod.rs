@@ -9,6 +9,7 @@ mod percpu_fpu;
 mod rcu;
 mod replay;
 mod replay_more;
+mod rwsem_fair;
 mod sched;
 mod selftest;
 mod smp;
