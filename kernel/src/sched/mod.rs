@@ -53,6 +53,9 @@ struct RunQueue {
     /// Tasks sleeping until a deadline, checked on each tick.
     sleepers: SpinLock<Vec<Arc<Task>>>,
     nr_switches: AtomicU64,
+    /// When the running task was switched in (`time::uptime_ns`), for the
+    /// wakeup-preemption rule (see `enqueue_as`).
+    switched_in_ns: AtomicU64,
     /// The running task's name (first bytes), for diagnostics read by other
     /// CPUs; may be torn while it changes, which a warning can live with.
     label: [AtomicU8; LABEL_LEN],
@@ -67,6 +70,7 @@ static RQ: [RunQueue; MAX_CPUS] = [const {
         prev: AtomicPtr::new(core::ptr::null_mut()),
         sleepers: SpinLock::new(Vec::new()),
         nr_switches: AtomicU64::new(0),
+        switched_in_ns: AtomicU64::new(0),
         label: [const { AtomicU8::new(0) }; LABEL_LEN],
     }
 }; MAX_CPUS];
@@ -251,6 +255,20 @@ fn pick_cpu() -> usize {
 }
 
 fn enqueue(t: Arc<Task>, cpu: usize) {
+    enqueue_as(t, cpu, false);
+}
+
+/// A woken task preempts the running one only if that one has had the CPU
+/// this long (Linux's wakeup granularity is 1 ms too): a task that just got
+/// the CPU, typically the waker itself, keeps it.
+const WAKEUP_GRAN_NS: u64 = 1_000_000;
+
+/// Queue `t` on `cpu`. A new task queued on this CPU takes it over at the
+/// next preemption point. A woken one (`wakeup`) takes over a CPU, this one
+/// or another, only if it is idle or its task has run for
+/// `WAKEUP_GRAN_NS`; else it waits for that task to block or for the tick.
+fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
+    let preempt = wakeup && ran_long(cpu);
     t.cpu.store(cpu, Ordering::Relaxed);
     let _ = t
         .placed_on
@@ -259,12 +277,17 @@ fn enqueue(t: Arc<Task>, cpu: usize) {
     // Interrupts off: "is it this CPU" must stay true until we act on it.
     let irq = cpu::irq_save();
     if cpu != percpu::cpu_id() {
-        // Wake a halted CPU; a busy one picks the task up at its next tick.
+        // Wake a halted CPU. A busy one switches when the IPI returns if
+        // asked to (Relaxed: the IPI orders it before the handler's check),
+        // and else picks the task up at its next tick.
+        if preempt {
+            percpu::get(cpu).need_resched.store(true, Ordering::Relaxed);
+        }
         apic::send_ipi(
             percpu::get(cpu).apic_id.load(Ordering::Relaxed),
             idt::VECTOR_WAKEUP,
         );
-    } else {
+    } else if !wakeup || preempt || cpu_idle(cpu) {
         percpu::get(cpu).need_resched.store(true, Ordering::Relaxed);
     }
     cpu::irq_restore(irq);
@@ -275,9 +298,48 @@ pub fn wake(t: &Arc<Task>) -> bool {
     if !t.transition(State::Blocked, State::Runnable) {
         return false;
     }
-    let cpu = t.pinned().unwrap_or_else(|| t.cpu.load(Ordering::Relaxed));
-    enqueue(t.clone(), cpu);
+    let cpu = t
+        .pinned()
+        .unwrap_or_else(|| select_cpu(t.cpu.load(Ordering::Relaxed)));
+    // A waker that releases a lock and wakes the next holder onto its own
+    // CPU, having just got the CPU, keeps running (see `enqueue_as`).
+    // Preempting it there (as this used to) queued it behind a task that
+    // may run for a whole tick, while its next step is often to take the
+    // same lock again.
+    enqueue_as(t.clone(), cpu, true);
     true
+}
+
+/// Where an unpinned woken task runs: the CPU it last ran on (its caches are
+/// warm there), unless that CPU is busy and another is idle; then the idle
+/// one, so that the task neither waits behind a running task nor preempts it
+/// (Linux's `select_idle_sibling`). The answer is a racy snapshot: a CPU may
+/// become busy right after we look, which only places the task less well.
+fn select_cpu(last: usize) -> usize {
+    if cpu_idle(last) {
+        return last;
+    }
+    percpu::online_cpus()
+        .map(|c| c.cpu_id as usize)
+        .find(|&c| cpu_idle(c))
+        .unwrap_or(last)
+}
+
+/// `cpu`'s running task has had it for `WAKEUP_GRAN_NS` (Relaxed: a hint,
+/// like `cpu_idle`).
+fn ran_long(cpu: usize) -> bool {
+    let since = RQ[cpu].switched_in_ns.load(Ordering::Relaxed);
+    crate::time::uptime_ns().saturating_sub(since) >= WAKEUP_GRAN_NS
+}
+
+/// `cpu` runs its idle task and has nothing queued. Relaxed loads: a hint
+/// for placement, ordered with nothing (see `select_cpu`).
+pub fn cpu_idle(cpu: usize) -> bool {
+    let rq = &RQ[cpu];
+    let idle = rq.idle.load(Ordering::Relaxed) as usize;
+    idle != 0
+        && percpu::get(cpu).current_task.load(Ordering::Relaxed) == idle
+        && rq.queue.lock_irqsave().is_empty()
 }
 
 /// Undo `set_state(Blocked)` when the condition turned true before we slept.
@@ -452,6 +514,8 @@ fn claim(me: usize, next: &Task) {
     next.switches.fetch_add(1, Ordering::Relaxed);
     next.ran_on.fetch_or(1 << me, Ordering::Relaxed);
     rq.nr_switches.fetch_add(1, Ordering::Relaxed);
+    rq.switched_in_ns
+        .store(crate::time::uptime_ns(), Ordering::Relaxed);
     set_label(rq, &next.name);
 }
 

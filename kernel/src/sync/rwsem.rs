@@ -187,6 +187,11 @@ impl RwSem {
         }
     }
 
+    /// Tasks queued right now (tests and debugging).
+    pub fn waiters(&self) -> usize {
+        self.state.lock_irqsave().queue.len()
+    }
+
     /// Holders right now (tests and debugging).
     pub fn holders(&self) -> (usize, bool) {
         let s = self.state.lock_irqsave();
