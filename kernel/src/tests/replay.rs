@@ -9,7 +9,8 @@
 //! their own VMA cache, so no other activity can take the VMA memory a replay
 //! expects to be reused. The CPU that waits at a point spins (it may be in an
 //! RCU read section); the one it waits for must be another CPU, so a replay
-//! needs two and reports itself skipped on one.
+//! needs two and reports itself skipped on one. The constants and task
+//! helpers below are shared with `replay_more.rs`.
 #![cfg(feature = "race-inject")]
 
 use alloc::format;
@@ -28,21 +29,21 @@ use crate::sched::{self, State, Task};
 use crate::sync::SpinLock;
 use crate::{kassert, kassert_eq, ktest, lockdep, race};
 
-const X: u64 = 0x40_0000;
-const Y: u64 = 0x80_0000;
-const PAGE: u64 = 4096;
+pub(super) const X: u64 = 0x40_0000;
+pub(super) const Y: u64 = 0x80_0000;
+pub(super) const PAGE: u64 = 4096;
 
 /// The task that takes the fault (pinned to `READER_CPU`).
-const READER: &str = "replay-reader";
+pub(super) const READER: &str = "replay-reader";
 /// The task that changes the address space (on the test's CPU, 0).
-const WRITER: &str = "replay-writer";
-const READER_CPU: usize = 1;
-const WRITER_CPU: usize = 0;
+pub(super) const WRITER: &str = "replay-writer";
+pub(super) const READER_CPU: usize = 1;
+pub(super) const WRITER_CPU: usize = 0;
 
 /// A task that is not done by then is stuck: the replay fails.
-const JOIN_TIMEOUT_NS: u64 = 30_000_000_000;
+pub(super) const JOIN_TIMEOUT_NS: u64 = 30_000_000_000;
 
-const NEEDS_TWO: &str = "a replay needs 2 CPUs";
+pub(super) const NEEDS_TWO: &str = "a replay needs 2 CPUs";
 
 type Shared<T> = Arc<SpinLock<Option<T>>>;
 
@@ -57,7 +58,7 @@ fn test_mm(cache: Option<&Arc<VmaCache<Kernel>>>) -> Result<MmRef<Kernel>, Strin
 }
 
 /// The VMA the tree holds for `addr` (its address: it may be reused later).
-fn vma_at(mm: &Mm<Kernel>, addr: u64) -> Result<*const Vma<Kernel>, String> {
+pub(super) fn vma_at(mm: &Mm<Kernel>, addr: u64) -> Result<*const Vma<Kernel>, String> {
     let g = Kernel::read_lock();
     mm.find_vma_rcu(addr, &g)
         .map(|v| v.as_raw() as *const Vma<Kernel>)
@@ -76,12 +77,12 @@ fn spawn_fault(mm: &MmRef<Kernel>, addr: u64) -> (Arc<Task>, Shared<FaultOutcome
 }
 
 /// Spawn the writer running `f` on the test's CPU.
-fn spawn_writer(f: impl FnOnce() + Send + 'static) -> Arc<Task> {
+pub(super) fn spawn_writer(f: impl FnOnce() + Send + 'static) -> Arc<Task> {
     sched::spawn(WRITER, Some(WRITER_CPU), f)
 }
 
 /// Wait for `t` to exit, failing (not hanging) after `JOIN_TIMEOUT_NS`.
-fn join(t: &Arc<Task>) -> Result<(), String> {
+pub(super) fn join(t: &Arc<Task>) -> Result<(), String> {
     let deadline = crate::time::uptime_ns() + JOIN_TIMEOUT_NS;
     while t.state() != State::Exited {
         if crate::time::uptime_ns() > deadline {

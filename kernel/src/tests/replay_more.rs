@@ -22,8 +22,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use mm::fault::{Access, FaultOutcome, handle_user_fault};
 use mm::mm::{MapAt, Mm, MmRef};
 use mm::page_table::{ADDR_MASK, PteFlags};
-use mm::platform::Rcu;
-use mm::vma::{Prot, Vma};
+use mm::vma::Prot;
 use mm::vma_cache::{VmaCache, vma_objects};
 
 use crate::memory::{frame, heap, paging, phys_to_virt};
@@ -33,21 +32,9 @@ use crate::sched::{self, State, Task};
 use crate::sync::SpinLock;
 use crate::{kassert, kassert_eq, ktest, lockdep, race, rcu};
 
-const X: u64 = 0x40_0000;
-const Y: u64 = 0x80_0000;
-const PAGE: u64 = 4096;
-
-/// The tasks that take faults (pinned to `READER_CPU`).
-const READER: &str = "replay-reader";
-/// The task that changes the address space (on the test's CPU, 0).
-const WRITER: &str = "replay-writer";
-const READER_CPU: usize = 1;
-const WRITER_CPU: usize = 0;
-
-/// A task that is not done by then is stuck: the replay fails.
-const JOIN_TIMEOUT_NS: u64 = 30_000_000_000;
-
-const NEEDS_TWO: &str = "a replay needs 2 CPUs";
+use super::replay::{
+    JOIN_TIMEOUT_NS, NEEDS_TWO, PAGE, READER, READER_CPU, WRITER, X, Y, join, spawn_writer, vma_at,
+};
 
 /// How a reader's fault ended, and how many locks it still held then.
 type Ended = Arc<SpinLock<Option<(FaultOutcome, usize)>>>;
@@ -77,14 +64,6 @@ fn fault(mm: &Mm<Kernel>, addr: u64, access: Access) -> Result<(), String> {
     }
 }
 
-/// The VMA the tree holds for `addr` (its address: it may be freed later).
-fn vma_at(mm: &Mm<Kernel>, addr: u64) -> Result<*const Vma<Kernel>, String> {
-    let g = Kernel::read_lock();
-    mm.find_vma_rcu(addr, &g)
-        .map(|v| v.as_raw() as *const Vma<Kernel>)
-        .ok_or_else(|| format!("no VMA at {addr:#x}"))
-}
-
 /// Spawn a reader: one user fault at `addr`; its outcome and the number of
 /// locks the task held afterwards are kept.
 fn spawn_fault(mm: &MmRef<Kernel>, addr: u64, access: Access) -> (Arc<Task>, Ended) {
@@ -95,11 +74,6 @@ fn spawn_fault(mm: &MmRef<Kernel>, addr: u64, access: Access) -> (Arc<Task>, End
         *o.lock() = Some((outcome, lockdep::held_count()));
     });
     (t, out)
-}
-
-/// Spawn the writer running `f` on the test's CPU.
-fn spawn_writer(f: impl FnOnce() + Send + 'static) -> Arc<Task> {
-    sched::spawn(WRITER, Some(WRITER_CPU), f)
 }
 
 fn exited(t: &Task) -> bool {
@@ -116,11 +90,6 @@ fn wait_until(what: &str, cond: impl Fn() -> bool) -> Result<(), String> {
         sched::sleep_ns(100_000);
     }
     Ok(())
-}
-
-/// Wait for `t` to exit.
-fn join(t: &Arc<Task>) -> Result<(), String> {
-    wait_until(&format!("task `{}` to finish", t.name), || exited(t))
 }
 
 /// The reader's outcome and the locks it held at its end.
