@@ -62,6 +62,19 @@ pub fn test_failed(output: &[String], name: &str) -> bool {
     })
 }
 
+/// Every test libtest reported as `test NAME ... FAILED`, as `not ok NAME`.
+pub fn failed_tests(output: &[String]) -> Vec<String> {
+    output
+        .iter()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("test ")?
+                .strip_suffix(" ... FAILED")
+                .map(|name| format!("not ok {name}"))
+        })
+        .collect()
+}
+
 /// The tally of a check that must fail, such as the seed bug put back under a
 /// feature: it passes (1 passed) only if the named test itself ran and failed.
 /// A build error is not the expected failure, and a pass means the check can
@@ -108,6 +121,19 @@ pub fn hung_tests(output: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_tests_names_only_failures() {
+        let out: Vec<String> = [
+            "test a::ok_one ... ok",
+            "test a::bad_one ... FAILED",
+            "test result: FAILED. 1 passed; 1 failed; 0 ignored",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(failed_tests(&out), vec!["not ok a::bad_one".to_string()]);
+    }
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(String::from).collect()

@@ -49,6 +49,9 @@ struct Suite {
     name: String,
     outcome: Outcome,
     log: PathBuf,
+    /// What failed, repeated under the suite's summary line: a CI log that
+    /// keeps only its tail still names the failing test.
+    why: Vec<String>,
 }
 
 /// Writes everything both to the terminal and to a suite's log file.
@@ -214,6 +217,10 @@ impl Runner {
     }
 
     fn record(&mut self, name: &str, outcome: Outcome, log: PathBuf) {
+        self.record_why(name, outcome, log, Vec::new());
+    }
+
+    fn record_why(&mut self, name: &str, outcome: Outcome, log: PathBuf, why: Vec<String>) {
         if let Outcome::Skipped(why) = &outcome {
             println!("!!!!!!!! SKIPPED suite `{name}`: {why} (not counted as passed) !!!!!!!!");
         }
@@ -221,13 +228,20 @@ impl Runner {
             name: name.into(),
             outcome,
             log,
+            why,
         });
     }
 
     fn cargo_suite(&mut self, name: &str, file: &str, cmd: Command) -> io::Result<()> {
         let (mut log, path) = self.start(name, file)?;
         let (lines, ok) = run_logged(cmd, &mut log);
-        self.record(name, Outcome::Ran(cargo_tests::tally(&lines, ok)), path);
+        let why = cargo_tests::failed_tests(&lines);
+        self.record_why(
+            name,
+            Outcome::Ran(cargo_tests::tally(&lines, ok)),
+            path,
+            why,
+        );
         Ok(())
     }
 }
@@ -404,13 +418,14 @@ fn run_all() -> io::Result<bool> {
         let (mut log, path) = runner.start(&name, &format!("ktest-smp{smp}.log"))?;
         config.smp = smp;
         let v = guest::ktest(&config, &mut log)?;
-        runner.record(
+        runner.record_why(
             &name,
             Outcome::Ran(Tally {
                 passed: v.passed,
                 failed: v.failed,
             }),
             path,
+            v.reasons,
         );
     }
 
@@ -483,6 +498,11 @@ fn print_summary(suites: &[Suite]) -> bool {
                     t.failed,
                     suite.log.display()
                 );
+                if t.failed > 0 {
+                    for why in &suite.why {
+                        println!("       {why}");
+                    }
+                }
             }
             Outcome::Skipped(why) => println!("SKIP {:<50} {why}", suite.name),
         }
