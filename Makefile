@@ -21,7 +21,10 @@
 SMP     ?= 4
 MEM     ?= 256M
 ACCEL   ?= tcg
-TIMEOUT ?= 300
+# A whole kernel-test run at SMP=8 takes about 2 minutes on a quiet host
+# (one host thread for all CPUs); the limit leaves room for a slow or busy
+# one, and a hang still fails, naming the test that was running.
+TIMEOUT ?= 600
 KTEST   ?=
 # make run: the user program to run (user/src/bin/NAME.rs) and its arguments.
 PROG    ?= demo

@@ -68,7 +68,7 @@ pub struct Config {
     pub gdb: bool,
 }
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl Config {
     /// Defaults overridden by the environment. `target_dir` locates the kernel.
