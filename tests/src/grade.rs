@@ -198,7 +198,7 @@ fn run_cargo(
     timeout: Duration,
     log: &mut dyn Write,
 ) -> io::Result<GroupResult> {
-    writeln!(log, "==> {}", describe(&cmd))?;
+    writeln!(log, "==> {}", process::describe(&cmd))?;
     let mut lines = Vec::new();
     let exit = process::run_group(cmd, Some(timeout), |line| {
         let _ = writeln!(log, "{line}");
@@ -272,21 +272,6 @@ fn panic_message(lines: &[String], name: &str) -> String {
         .unwrap_or_else(|| "failed".into())
 }
 
-fn describe(cmd: &Command) -> String {
-    let env: Vec<String> = cmd
-        .get_envs()
-        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
-        .collect();
-    let args: Vec<String> = cmd
-        .get_args()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let dir = cmd
-        .get_current_dir()
-        .map_or(String::new(), |d| format!("cd {} && ", d.display()));
-    format!("{dir}{} cargo {}", env.join(" "), args.join(" "))
-}
-
 /// Builds the kernel in the tree and boots it once with the named tests.
 fn run_kernel(
     smp: u32,
@@ -343,7 +328,7 @@ fn run_kernel(
 
 /// Runs a build command, logging its output.
 fn run_cargo_build(cmd: Command, log: &mut dyn Write) -> io::Result<GroupResult> {
-    writeln!(log, "==> {}", describe(&cmd))?;
+    writeln!(log, "==> {}", process::describe(&cmd))?;
     let mut lines = Vec::new();
     let exit = process::run_group(cmd, Some(LOOM_TIMEOUT), |line| {
         let _ = writeln!(log, "{line}");

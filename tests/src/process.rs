@@ -220,6 +220,27 @@ fn stop(child: &mut Child, group: Group) -> io::Result<()> {
     child.wait().map(|_| ())
 }
 
+/// A command as a shell line a reader can paste: `cd DIR && K=V program args`.
+pub fn describe(cmd: &Command) -> String {
+    let env: Vec<String> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}={} ", k.to_string_lossy(), v?.to_string_lossy())))
+        .collect();
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| format!(" {}", a.to_string_lossy()))
+        .collect();
+    let dir = cmd
+        .get_current_dir()
+        .map_or(String::new(), |d| format!("cd {} && ", d.display()));
+    format!(
+        "{dir}{}{}{}",
+        env.concat(),
+        cmd.get_program().to_string_lossy(),
+        args.concat()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +249,19 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", script]);
         cmd
+    }
+
+    #[test]
+    fn describe_gives_a_line_to_paste() {
+        let mut cmd = Command::new("cargo");
+        cmd.args(["test", "-p", "mm"])
+            .env("RUSTFLAGS", "--cfg loom");
+        assert_eq!(describe(&cmd), "RUSTFLAGS=--cfg loom cargo test -p mm");
+        cmd.current_dir("/tmp/x");
+        assert_eq!(
+            describe(&cmd),
+            "cd /tmp/x && RUSTFLAGS=--cfg loom cargo test -p mm"
+        );
     }
 
     fn collect(script: &str, timeout: Option<Duration>) -> (Vec<String>, GuestExit) {

@@ -102,7 +102,7 @@ fn suite_timeout() -> Duration {
 /// Runs a command with its output teed to the terminal and `log`; returns its
 /// lines and whether it succeeded.
 fn run_logged(cmd: Command, log: &mut Tee) -> (Vec<String>, bool) {
-    let _ = writeln!(log, "==> {}", describe(&cmd));
+    let _ = writeln!(log, "==> {}", process::describe(&cmd));
     let mut lines = Vec::new();
     let result = process::run_group(cmd, Some(suite_timeout()), |line| {
         let _ = writeln!(log, "{line}");
@@ -124,25 +124,6 @@ fn run_logged(cmd: Command, log: &mut Tee) -> (Vec<String>, bool) {
             (lines, false)
         }
     }
-}
-
-fn describe(cmd: &Command) -> String {
-    let env: Vec<String> = cmd
-        .get_envs()
-        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
-        .collect();
-    let args: Vec<String> = cmd
-        .get_args()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    format!(
-        "{} {} {}",
-        env.join(" "),
-        cmd.get_program().to_string_lossy(),
-        args.join(" ")
-    )
-    .trim()
-    .to_string()
 }
 
 fn cargo(args: &[&str], env: &[(&str, String)]) -> Command {
