@@ -210,6 +210,16 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
     /// `e` added, splitting nodes that overflow.
     fn insert_in(&mut self, node: *mut Node<V, B>, e: Entry<V>) -> Made<V, B> {
         let n = self.node(node);
+        if n.is_leaf() && n.len() < B && self.is_fresh(node) {
+            // A leaf this draft made (the second step of a `replace`, e.g.
+            // an mprotect's remove then insert): change it in place rather
+            // than copy it once more.
+            let i = n.entries().partition_point(|x| x.start < e.start);
+            // SAFETY: fresh means made by this draft and never published, so
+            // no reader can reach it; `n` is not used after this point.
+            unsafe { (*node).leaf_insert(i, e) };
+            return Made::One(node);
+        }
         let made = if n.is_leaf() {
             let mut items = self.take_entries();
             items.extend_from_slice(n.entries());
@@ -390,6 +400,11 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
         }
     }
 
+    /// Whether `node` was made by this draft (and is therefore unpublished).
+    fn is_fresh(&self, node: *mut Node<V, B>) -> bool {
+        self.s.fresh.contains(&node)
+    }
+
     /// Takes `node` out of the draft: fresh nodes die now, published ones
     /// after the grace period that follows the commit.
     fn drop_node(&mut self, node: *mut Node<V, B>) {
@@ -496,5 +511,48 @@ impl<V, const B: usize> Retired<V, B> {
             // still holds `p`; each node was retired exactly once.
             unsafe { node::free_node(p) };
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::host::Host;
+
+    /// A reader standing on the published root keeps seeing what it saw:
+    /// no writer step, the in-place insert into a fresh leaf included,
+    /// changes a published node.
+    #[test]
+    fn published_nodes_never_change() {
+        let t: RangeTree<u64, Host, 4> = RangeTree::new();
+        let page = 4096;
+        let entries = |p: *mut Node<u64, 4>| -> Vec<(u64, u64, u64)> {
+            // SAFETY: the caller's read section keeps `p` allocated.
+            unsafe { &*p }
+                .entries()
+                .iter()
+                .map(|e| (e.start, e.end, e.value))
+                .collect()
+        };
+        // SAFETY: single-threaded test, so writers are serialized.
+        unsafe {
+            for i in 0..2u64 {
+                t.insert(i * 2 * page..(i * 2 + 1) * page, i);
+            }
+            // Remove then insert in one draft: the insert goes into the leaf
+            // the removal made, in place.
+            t.replace(&[0], &[(0..page, 10)]);
+        }
+        let reader = Host::read_lock();
+        let root = t.load_root();
+        let before = entries(root);
+        assert_eq!(before, [(0, page, 10), (2 * page, 3 * page, 1)]);
+        // The published root has room: a writer must still copy it.
+        // SAFETY: as above.
+        unsafe { t.insert(7 * page..8 * page, 11) };
+        let after = entries(root);
+        assert_eq!(before, after, "a published leaf was changed in place");
+        assert_eq!(t.find(0, &reader), Some((0..page, 10)));
+        assert_eq!(t.find(7 * page, &reader), Some((7 * page..8 * page, 11)));
     }
 }
