@@ -335,11 +335,13 @@ fn stall_details() -> String {
     s
 }
 
-/// Callers that need a grace period: the target, and a nudge to the task.
-fn request_gp() -> u64 {
+/// Callers that need a grace period: the target, and whether this call is
+/// the first to ask for it (then the caller must wake the grace-period task;
+/// otherwise whoever asked first has woken it, or will).
+fn request_gp() -> (u64, bool) {
     let target = GP_STARTED.load(Ordering::SeqCst) + 1;
-    GP_REQUESTED.fetch_max(target, Ordering::SeqCst);
-    target
+    let before = GP_REQUESTED.fetch_max(target, Ordering::SeqCst);
+    (target, before < target)
 }
 
 /// Run `callback` after a grace period. Never sleeps; may be called inside a
@@ -347,12 +349,17 @@ fn request_gp() -> u64 {
 pub fn call_rcu(callback: Callback) {
     let _t = PhaseTimer::start(Phase::CallRcu);
     let _p = preempt::guard(); // stay on this CPU's list
-    let target = request_gp();
+    let (target, first) = request_gp();
     this()
         .callbacks
         .lock_irqsave()
         .push_back((target, callback));
-    if RUNNING.load(Ordering::Relaxed) {
+    // Only the first request for a grace period wakes the task: a later one
+    // finds `GP_REQUESTED` already at its target, and the task re-tests that
+    // (SeqCst, after the first requester's `fetch_max`) before it sleeps, so
+    // it cannot sleep through it. Waking on every call cost a wait-queue
+    // lock per `call_rcu`, three per `mmap` + `mprotect` + `munmap`.
+    if first && RUNNING.load(Ordering::Relaxed) {
         GP_WORK.wake_one();
     }
 }
@@ -361,7 +368,7 @@ pub fn call_rcu(callback: Callback) {
 #[track_caller]
 pub fn synchronize_rcu() {
     crate::lockdep::might_sleep();
-    let target = request_gp();
+    let (target, _) = request_gp();
     GP_WORK.wake_one();
     GP_DONE.wait_until(|| GP_COMPLETED.load(Ordering::SeqCst) >= target);
 }
@@ -374,7 +381,7 @@ pub fn rcu_barrier() {
         // Callbacks on each list run in order, so a marker at the end of
         // every list runs after everything queued before it.
         let ran = ran.clone();
-        let target = request_gp();
+        let (target, _) = request_gp();
         CPUS[c].callbacks.lock_irqsave().push_back((
             target,
             Box::new(move || {

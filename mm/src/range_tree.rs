@@ -30,6 +30,7 @@ mod node;
 mod read;
 mod write;
 
+use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 
 use crate::platform::Rcu;
@@ -52,6 +53,10 @@ pub struct RangeTree<V: Copy + Send + Sync + 'static, R: Rcu, const B: usize = D
     /// Number of entries. Only the (serialized) writer stores it; a reader
     /// racing with a writer may see the old or the new count.
     len: AtomicUsize,
+    /// The writer's reusable buffers (see `write::Scratch`). Only a writer
+    /// touches them, and writers are serialized by the contract of every
+    /// writing function.
+    scratch: UnsafeCell<write::Scratch<V, B>>,
     /// `R` only selects the RCU flavour; `fn() -> R` keeps the tree `Send` and
     /// `Sync` whatever `R` is. The tree owns its nodes, which hold `V`s.
     _marker: PhantomData<(fn() -> R, V)>,
@@ -67,6 +72,7 @@ impl<V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> RangeTree<V, R, B>
         RangeTree {
             root: AtomicPtr::new(core::ptr::null_mut()),
             len: AtomicUsize::new(0),
+            scratch: UnsafeCell::new(write::Scratch::default()),
             _marker: PhantomData,
         }
     }
@@ -89,6 +95,14 @@ impl<V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> RangeTree<V, R, B>
         self.root.load(Ordering::Acquire)
     }
 }
+
+// SAFETY: the nodes hold `V`s (`Send + Sync`) and are shared with readers
+// only through atomics; the scratch buffers (raw node pointers and spare
+// vectors) are touched only by the one writer the writing functions' contract
+// allows at a time, so sharing or sending the tree is like sending its `V`s.
+unsafe impl<V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Sync for RangeTree<V, R, B> {}
+// SAFETY: as above.
+unsafe impl<V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Send for RangeTree<V, R, B> {}
 
 impl<V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Default for RangeTree<V, R, B> {
     fn default() -> Self {

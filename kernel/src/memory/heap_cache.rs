@@ -46,10 +46,15 @@ const CLASS_OF: [u8; 65] = {
     }
     t
 };
-/// Blocks a CPU keeps per class: 32, but at most 4 KiB worth (so at most
-/// about 60 KiB per CPU in all, and much less in practice).
+/// Blocks a CPU keeps per class: 32, but at most 16 KiB worth (28 range-tree
+/// nodes, 16 blocks of 1 KiB; about 130 KiB per CPU in all if every class
+/// filled up, much less in practice). The big classes need the depth: RCU
+/// frees the tree nodes an `mmap` writer retired in a batch per grace period
+/// (about ten at a time in `writerbench`), and with 7 per CPU (the old 4 KiB
+/// bound) most of each batch, and so most node allocations after it, went
+/// through the first-fit heap.
 const fn depth(class: usize) -> usize {
-    let n = 4096 / SIZES[class];
+    let n = 16384 / SIZES[class];
     if n < 32 { n } else { 32 }
 }
 /// The alignment a class's blocks have: the largest power of two dividing

@@ -30,18 +30,18 @@ impl<P: Platform> Mm<P> {
             vma_start_write(self, vma);
         }
         drop(t);
-        // 2. The new VMAs, locked until `w` is dropped.
-        let t = Timer::<P>::start(Phase::VmaAlloc);
-        let new: Vec<(Range<u64>, VmaPtr<P>)> = insert
-            .iter()
-            .map(|(r, prot, anon)| (r.clone(), self.new_vma(w, r.clone(), *prot, *anon)))
-            .collect();
-        drop(t);
-        // 3. One publication of the new tree.
+        // 2. and 3. The new VMAs, locked until `w` is dropped, made as the
+        //    draft takes them in (after the removals, before the
+        //    publication: no collected vector), then one publication of the
+        //    new tree. (`tree_edit` therefore includes `vma_alloc`.)
         let t = Timer::<P>::start(Phase::TreeEdit);
-        let starts: Vec<u64> = remove.iter().map(|(r, _)| r.start).collect();
+        let starts = remove.iter().map(|(r, _)| r.start);
+        let new = insert.iter().map(|(r, prot, anon)| {
+            let _t = Timer::<P>::start(Phase::VmaAlloc);
+            (r.clone(), self.new_vma(w, r.clone(), *prot, *anon))
+        });
         // SAFETY: writers are serialized by the mmap write lock we hold.
-        unsafe { self.vmas.replace(&starts, &new) };
+        unsafe { self.vmas.replace_with(starts, new) };
         drop(t);
         // 4. Detach (waits for transient readers) and free the old ones.
         //    Readers still holding the address see refcnt 0 or a new VMA.
@@ -75,17 +75,18 @@ impl<P: Platform> Mm<P> {
     }
 }
 
-/// Merge adjacent new VMAs with equal protection.
-pub(super) fn coalesce(v: Vec<NewVma>) -> Vec<NewVma> {
-    let mut out: Vec<NewVma> = Vec::with_capacity(v.len());
-    for (r, p, a) in v {
-        match out.last_mut() {
-            Some(last) if last.0.end == r.start && last.1 == p => {
-                last.0.end = r.end;
-                last.2 &= a;
-            }
-            _ => out.push((r, p, a)),
+/// Merge adjacent new VMAs with equal protection (in place: no second
+/// vector).
+pub(super) fn coalesce(mut v: Vec<NewVma>) -> Vec<NewVma> {
+    // `dedup_by` hands us (current, kept previous); returning true drops
+    // the current one, which the previous has just absorbed.
+    v.dedup_by(|(r, p, a), (last_r, last_p, last_a)| {
+        let merge = last_r.end == r.start && last_p == p;
+        if merge {
+            last_r.end = r.end;
+            *last_a &= *a;
         }
-    }
-    out
+        merge
+    });
+    v
 }

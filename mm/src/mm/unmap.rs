@@ -9,6 +9,7 @@ use super::{Mm, MmError, MmapLocked, MmapWriteGuard, check_range};
 use crate::page_table::Unhooked;
 use crate::phases::{Phase, Timer};
 use crate::platform::Platform;
+use crate::vma::Vma;
 
 impl<P: Platform> Mm<P> {
     /// Unmap `[addr, addr + len)`; VMAs that straddle an edge are split.
@@ -17,22 +18,34 @@ impl<P: Platform> Mm<P> {
         check_range(addr, len)?;
         let w = self.write_lock();
         let range = addr..addr + len;
+        let old = w.overlapping(range.clone());
         // Only a hole in the middle of a VMA adds one (as on Linux, munmap
         // may fail with ENOMEM then).
-        if w.overlapping(range.clone())
+        if old
             .iter()
             .any(|(r, _)| r.start < range.start && r.end > range.end)
         {
             self.room_for(1)?;
         }
-        self.unmap_locked(&w, range);
+        self.unmap_found(&w, range, &old);
         Ok(())
     }
 
     /// Unmap under the write lock: split, detach, clear the page table, shoot
     /// down the TLB, then free frames and unused page-table pages.
     pub(super) fn unmap_locked(&self, w: &MmapWriteGuard<'_, P>, range: Range<u64>) {
-        self.remove_vmas(w, range.clone());
+        let old = w.overlapping(range.clone());
+        self.unmap_found(w, range, &old);
+    }
+
+    /// `unmap_locked`, given the VMAs overlapping `range` (found under `w`).
+    fn unmap_found(
+        &self,
+        w: &MmapWriteGuard<'_, P>,
+        range: Range<u64>,
+        old: &[(Range<u64>, &Vma<P>)],
+    ) {
+        self.remove_vmas(w, range.clone(), old);
         race_point!(UnmapTreeEdited, mm = self, addr = range.start);
         let mut out = Unhooked::default();
         {
@@ -61,13 +74,17 @@ impl<P: Platform> Mm<P> {
 
     /// Take the VMAs overlapping `range` out of the tree, keeping the parts
     /// of them that lie outside it.
-    fn remove_vmas(&self, w: &MmapWriteGuard<'_, P>, range: Range<u64>) {
-        let old = w.overlapping(range.clone());
+    fn remove_vmas(
+        &self,
+        w: &MmapWriteGuard<'_, P>,
+        range: Range<u64>,
+        old: &[(Range<u64>, &Vma<P>)],
+    ) {
         if old.is_empty() {
             return;
         }
         let mut keep: Vec<NewVma> = Vec::new();
-        for (r, vma) in &old {
+        for (r, vma) in old {
             let anon = vma.anon_ready();
             if r.start < range.start {
                 keep.push((r.start..range.start, vma.prot(), anon));
@@ -76,7 +93,7 @@ impl<P: Platform> Mm<P> {
                 keep.push((range.end..r.end, vma.prot(), anon));
             }
         }
-        self.edit(w, &old, &keep);
+        self.edit(w, old, &keep);
     }
 
     /// Give back frames and page-table pages unhooked (and shot down).

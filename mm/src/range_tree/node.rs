@@ -124,6 +124,20 @@ impl<V: Copy, const B: usize> Node<V, B> {
         })
     }
 
+    /// Inserts `e` at position `i` of this leaf, which has room. Only for a
+    /// node no reader can reach (made by the current draft, unpublished):
+    /// published nodes never change (see the module docs).
+    pub fn leaf_insert(&mut self, i: usize, e: Entry<V>) {
+        let len = self.len();
+        assert!(len < B && i <= len, "leaf_insert out of room or range");
+        let Body::Leaf { entries } = &mut self.body else {
+            unreachable!("leaf_insert on a branch")
+        };
+        entries.copy_within(i..len, i + 1);
+        entries[i].write(e);
+        self.len += 1;
+    }
+
     /// Whether this node still carries the live-node magic (a freed one has
     /// been poisoned, in debug builds, or reused by the allocator).
     pub fn is_alive(&self) -> bool {

@@ -63,16 +63,60 @@ impl<V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> RangeTree<V, R, B>
     /// # Safety
     /// As for [`insert`](Self::insert).
     pub unsafe fn replace(&self, remove: &[u64], insert: &[(Range<u64>, V)]) {
+        // SAFETY: the caller's contract is ours.
+        unsafe {
+            self.replace_with(
+                remove.iter().copied(),
+                insert.iter().map(|(r, v)| (r.clone(), *v)),
+            )
+        };
+    }
+
+    /// As [`replace`](Self::replace), taking the starts and the new entries
+    /// from iterators, so a caller need not collect them first. `insert` is
+    /// consumed after the removals and before the publication.
+    ///
+    /// # Safety
+    /// As for [`insert`](Self::insert).
+    pub unsafe fn replace_with(
+        &self,
+        remove: impl IntoIterator<Item = u64>,
+        insert: impl IntoIterator<Item = (Range<u64>, V)>,
+    ) {
         let mut draft = Draft::new(self);
-        for &start in remove {
+        for start in remove {
             if draft.remove(start).is_none() {
                 panic!("range tree replace: no entry starts at {start:#x}");
             }
         }
         for (range, value) in insert {
-            draft.insert(range.clone(), *value);
+            draft.insert(range, value);
         }
         draft.commit();
+    }
+}
+
+/// Buffers the writer keeps from one change to the next, so that a change
+/// allocates no vectors once they have grown. Writers are serialized (the
+/// contract of every writing function), so one set per tree is enough; a
+/// draft takes it out of the tree and puts it back when it ends.
+pub(super) struct Scratch<V, const B: usize> {
+    fresh: Vec<*mut Node<V, B>>,
+    retired: Vec<*mut Node<V, B>>,
+    /// Spare vectors for a leaf's entries and a branch's slots; one is
+    /// taken per level of the path being rebuilt.
+    entries: Vec<Vec<Entry<V>>>,
+    slots: Vec<Vec<Slot<V, B>>>,
+}
+
+impl<V, const B: usize> Default for Scratch<V, B> {
+    fn default() -> Self {
+        Scratch {
+            fresh: Vec::new(),
+            retired: Vec::new(),
+            entries: Vec::new(),
+            slots: Vec::new(),
+        }
     }
 }
 
@@ -81,10 +125,10 @@ struct Draft<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> {
     tree: &'t RangeTree<V, R, B>,
     root: *mut Node<V, B>,
     len: usize,
-    /// Nodes made by this draft: unpublished, ours alone.
-    fresh: Vec<*mut Node<V, B>>,
-    /// Published nodes this draft no longer uses.
-    retired: Vec<*mut Node<V, B>>,
+    /// The tree's buffers, on loan for the draft's lifetime. `fresh`: nodes
+    /// made by this draft (unpublished, ours alone); `retired`: published
+    /// nodes this draft no longer uses.
+    s: Scratch<V, B>,
 }
 
 /// The result of changing a subtree: one node, or two after a split.
@@ -102,9 +146,30 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
             // stores; we are the only one storing these.
             root: tree.root.load(Ordering::Relaxed),
             len: tree.len.load(Ordering::Relaxed),
-            fresh: Vec::new(),
-            retired: Vec::new(),
+            // SAFETY: writers are serialized (the caller's contract), so no
+            // other draft holds the scratch; it is put back by `Drop`.
+            s: core::mem::take(unsafe { &mut *tree.scratch.get() }),
         }
+    }
+
+    /// An empty vector for a leaf's entries, from the spares.
+    fn take_entries(&mut self) -> Vec<Entry<V>> {
+        self.s.entries.pop().unwrap_or_default()
+    }
+
+    fn give_entries(&mut self, mut v: Vec<Entry<V>>) {
+        v.clear();
+        self.s.entries.push(v);
+    }
+
+    /// An empty vector for a branch's slots, from the spares.
+    fn take_slots(&mut self) -> Vec<Slot<V, B>> {
+        self.s.slots.pop().unwrap_or_default()
+    }
+
+    fn give_slots(&mut self, mut v: Vec<Slot<V, B>>) {
+        v.clear();
+        self.s.slots.push(v);
     }
 
     /// Makes `range -> value` part of the draft.
@@ -145,13 +210,27 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
     /// `e` added, splitting nodes that overflow.
     fn insert_in(&mut self, node: *mut Node<V, B>, e: Entry<V>) -> Made<V, B> {
         let n = self.node(node);
+        if n.is_leaf() && n.len() < B && self.is_fresh(node) {
+            // A leaf this draft made (the second step of a `replace`, e.g.
+            // an mprotect's remove then insert): change it in place rather
+            // than copy it once more.
+            let i = n.entries().partition_point(|x| x.start < e.start);
+            // SAFETY: fresh means made by this draft and never published, so
+            // no reader can reach it; `n` is not used after this point.
+            unsafe { (*node).leaf_insert(i, e) };
+            return Made::One(node);
+        }
         let made = if n.is_leaf() {
-            let mut items = n.entries().to_vec();
+            let mut items = self.take_entries();
+            items.extend_from_slice(n.entries());
             let i = items.partition_point(|x| x.start < e.start);
             items.insert(i, e);
-            self.build(&items, Node::leaf, false)
+            let made = self.build(&items, Node::leaf, false);
+            self.give_entries(items);
+            made
         } else {
-            let mut slots: Vec<_> = n.slots().collect();
+            let mut slots = self.take_slots();
+            slots.extend(n.slots());
             // The first child ending above `e.start` (e fits just before its
             // entry there, since nothing overlaps), or else the last child.
             let i = n
@@ -171,7 +250,9 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
                 }
                 made => self.put(&mut slots, i..i + 1, made),
             }
-            self.build(&slots, Node::branch, false)
+            let made = self.build(&slots, Node::branch, false);
+            self.give_slots(slots);
+            made
         };
         self.drop_node(node);
         made
@@ -210,22 +291,28 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
     fn remove_in(&mut self, node: *mut Node<V, B>, start: u64) -> Option<(*mut Node<V, B>, V)> {
         let n = self.node(node);
         let made = if n.is_leaf() {
-            let mut items = n.entries().to_vec();
-            let i = items.binary_search_by_key(&start, |e| e.start).ok()?;
+            let i = n.entries().binary_search_by_key(&start, |e| e.start).ok()?;
+            let mut items = self.take_entries();
+            items.extend_from_slice(n.entries());
             let value = items.remove(i).value;
-            (self.alloc(Node::leaf(&items)), value)
+            let leaf = self.alloc(Node::leaf(&items));
+            self.give_entries(items);
+            (leaf, value)
         } else {
             let i = n.sums().partition_point(|s| s.end <= start);
             if i == n.len() || n.sums()[i].start > start {
                 return None;
             }
-            let mut slots: Vec<_> = n.slots().collect();
-            let (child, value) = self.remove_in(slots[i].child, start)?;
+            let (child, value) = self.remove_in(n.child(i), start)?;
+            let mut slots = self.take_slots();
+            slots.extend(n.slots());
             slots[i] = self.slot(child);
             if self.node(child).len() < RangeTree::<V, R, B>::MIN {
                 self.rebalance(&mut slots, i);
             }
-            (self.alloc(Node::branch(&slots)), value)
+            let branch = self.alloc(Node::branch(&slots));
+            self.give_slots(slots);
+            (branch, value)
         };
         self.drop_node(node);
         Some(made)
@@ -247,14 +334,21 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
     /// branches) and rebuilds them, dropping the originals.
     fn rebuild(&mut self, nodes: &[*mut Node<V, B>], pack_left: bool) -> Made<V, B> {
         let made = if self.node(nodes[0]).is_leaf() {
-            let items: Vec<_> = nodes
-                .iter()
-                .flat_map(|&p| self.node(p).entries().iter().copied())
-                .collect();
-            self.build(&items, Node::leaf, pack_left)
+            let mut items = self.take_entries();
+            for &p in nodes {
+                items.extend_from_slice(self.node(p).entries());
+            }
+            let made = self.build(&items, Node::leaf, pack_left);
+            self.give_entries(items);
+            made
         } else {
-            let items: Vec<_> = nodes.iter().flat_map(|&p| self.node(p).slots()).collect();
-            self.build(&items, Node::branch, pack_left)
+            let mut items = self.take_slots();
+            for &p in nodes {
+                items.extend(self.node(p).slots());
+            }
+            let made = self.build(&items, Node::branch, pack_left);
+            self.give_slots(items);
+            made
         };
         for &p in nodes {
             self.drop_node(p);
@@ -295,7 +389,7 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
 
     fn alloc(&mut self, node: Box<Node<V, B>>) -> *mut Node<V, B> {
         let p = node::into_raw(node);
-        self.fresh.push(p);
+        self.s.fresh.push(p);
         p
     }
 
@@ -306,17 +400,22 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
         }
     }
 
+    /// Whether `node` was made by this draft (and is therefore unpublished).
+    fn is_fresh(&self, node: *mut Node<V, B>) -> bool {
+        self.s.fresh.contains(&node)
+    }
+
     /// Takes `node` out of the draft: fresh nodes die now, published ones
     /// after the grace period that follows the commit.
     fn drop_node(&mut self, node: *mut Node<V, B>) {
-        if let Some(i) = self.fresh.iter().position(|&p| p == node) {
-            self.fresh.swap_remove(i);
+        if let Some(i) = self.s.fresh.iter().position(|&p| p == node) {
+            self.s.fresh.swap_remove(i);
             // SAFETY: fresh means never published, so no reader has it; the
             // draft has just stopped using it (and its parent, which is being
             // rebuilt too).
             unsafe { node::free_node(node) };
         } else {
-            self.retired.push(node);
+            self.s.retired.push(node);
         }
     }
 
@@ -338,9 +437,9 @@ impl<'t, V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Draft<'t, V, R
         self.tree.root.store(self.root, Ordering::Release);
         // Relaxed: a statistic, not used to reach memory.
         self.tree.len.store(self.len, Ordering::Relaxed);
-        self.fresh.clear(); // now part of the published tree
-        let retired = Retired(core::mem::take(&mut self.retired));
-        if !retired.0.is_empty() {
+        self.s.fresh.clear(); // now part of the published tree
+        if !self.s.retired.is_empty() {
+            let retired = Retired::take(&mut self.s.retired);
             R::call_rcu(Box::new(move || retired.free()));
         }
     }
@@ -350,15 +449,31 @@ impl<V: Copy + Send + Sync + 'static, R: Rcu, const B: usize> Drop for Draft<'_,
     /// An uncommitted draft (a panic on bad input) frees what it built; the
     /// published tree is untouched.
     fn drop(&mut self) {
-        for &p in &self.fresh {
+        for &p in &self.s.fresh {
             // SAFETY: never published; the draft is gone, so nothing uses it.
             unsafe { node::free_node(p) };
         }
+        self.s.fresh.clear();
+        // Nodes retired by a draft that is not committed are still in the
+        // published tree (it was not changed): forget them.
+        self.s.retired.clear();
+        // SAFETY: writers are serialized; this draft is the one that took
+        // the scratch in `new`, and gives it back as it ends.
+        unsafe { *self.tree.scratch.get() = core::mem::take(&mut self.s) };
     }
 }
 
+/// How many retired nodes travel inside the callback itself. A change to a
+/// small tree retires a node or two per level; only bigger changes need a
+/// vector (one allocation fewer per change in the common case).
+const INLINE_RETIRED: usize = 4;
+
 /// Nodes unlinked by a committed draft, waiting for their grace period.
-struct Retired<V, const B: usize>(Vec<*mut Node<V, B>>);
+struct Retired<V, const B: usize> {
+    few: [*mut Node<V, B>; INLINE_RETIRED],
+    n: usize,
+    more: Vec<*mut Node<V, B>>,
+}
 
 // SAFETY: after the commit, the retired nodes are reachable only by readers
 // that started before it (and that the grace period waits for); this value is
@@ -366,12 +481,78 @@ struct Retired<V, const B: usize>(Vec<*mut Node<V, B>>);
 unsafe impl<V: Send, const B: usize> Send for Retired<V, B> {}
 
 impl<V, const B: usize> Retired<V, B> {
+    /// Moves the nodes of `list` out (leaving it empty, its buffer kept for
+    /// the next draft when they fit inline).
+    fn take(list: &mut Vec<*mut Node<V, B>>) -> Self {
+        let mut r = Retired {
+            few: [core::ptr::null_mut(); INLINE_RETIRED],
+            n: list.len(),
+            more: Vec::new(),
+        };
+        if list.len() <= INLINE_RETIRED {
+            r.few[..list.len()].copy_from_slice(list);
+            list.clear();
+        } else {
+            r.more = core::mem::take(list);
+        }
+        r
+    }
+
     fn free(self) {
         race_point!(TreeNodesFree);
-        for p in self.0 {
+        // Inline or in `more`, never both (see `take`).
+        let few = if self.n <= INLINE_RETIRED {
+            &self.few[..self.n]
+        } else {
+            &[]
+        };
+        for &p in few.iter().chain(&self.more) {
             // SAFETY: `call_rcu` runs us after a grace period, so no reader
             // still holds `p`; each node was retired exactly once.
             unsafe { node::free_node(p) };
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::host::Host;
+
+    /// A reader standing on the published root keeps seeing what it saw:
+    /// no writer step, the in-place insert into a fresh leaf included,
+    /// changes a published node.
+    #[test]
+    fn published_nodes_never_change() {
+        let t: RangeTree<u64, Host, 4> = RangeTree::new();
+        let page = 4096;
+        let entries = |p: *mut Node<u64, 4>| -> Vec<(u64, u64, u64)> {
+            // SAFETY: the caller's read section keeps `p` allocated.
+            unsafe { &*p }
+                .entries()
+                .iter()
+                .map(|e| (e.start, e.end, e.value))
+                .collect()
+        };
+        // SAFETY: single-threaded test, so writers are serialized.
+        unsafe {
+            for i in 0..2u64 {
+                t.insert(i * 2 * page..(i * 2 + 1) * page, i);
+            }
+            // Remove then insert in one draft: the insert goes into the leaf
+            // the removal made, in place.
+            t.replace(&[0], &[(0..page, 10)]);
+        }
+        let reader = Host::read_lock();
+        let root = t.load_root();
+        let before = entries(root);
+        assert_eq!(before, [(0, page, 10), (2 * page, 3 * page, 1)]);
+        // The published root has room: a writer must still copy it.
+        // SAFETY: as above.
+        unsafe { t.insert(7 * page..8 * page, 11) };
+        let after = entries(root);
+        assert_eq!(before, after, "a published leaf was changed in place");
+        assert_eq!(t.find(0, &reader), Some((0..page, 10)));
+        assert_eq!(t.find(7 * page, &reader), Some((7 * page..8 * page, 11)));
     }
 }
