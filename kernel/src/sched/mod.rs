@@ -24,6 +24,7 @@
 pub mod diag;
 pub mod fpu;
 pub mod preempt;
+pub mod stats;
 mod switch;
 pub mod task;
 
@@ -269,6 +270,13 @@ const WAKEUP_GRAN_NS: u64 = 1_000_000;
 /// `WAKEUP_GRAN_NS`; else it waits for that task to block or for the tick.
 fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
     let preempt = wakeup && ran_long(cpu);
+    if stats::enabled() {
+        let now = crate::time::uptime_ns().max(1);
+        t.queued_ns.store(now, Ordering::Relaxed);
+        if wakeup {
+            t.woken_ns.store(now, Ordering::Relaxed);
+        }
+    }
     t.cpu.store(cpu, Ordering::Relaxed);
     let _ = t
         .placed_on
@@ -289,6 +297,8 @@ fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
         );
     } else if !wakeup || preempt || cpu_idle(cpu) {
         percpu::get(cpu).need_resched.store(true, Ordering::Relaxed);
+    } else {
+        stats::add(stats::Stat::WakeQueuedBehind, 1);
     }
     cpu::irq_restore(irq);
 }
@@ -378,6 +388,13 @@ fn switch_away(preempted: bool) {
     note_switch_point(me);
     let prev_ptr = current_ptr() as *mut Task;
     if let Some(next) = pick_next(me, prev_ptr, preempted) {
+        let why = if preempted {
+            stats::Stat::SwitchPreempt
+        } else {
+            stats::Stat::SwitchVoluntary
+        };
+        stats::add(why, 1);
+        charge_runtime(me, prev_ptr);
         switch_to(me, prev_ptr, next);
     }
     cpu::irq_restore(irq);
@@ -438,6 +455,7 @@ fn requeue_prev(
             return None;
         }
         prev.set_state(State::Runnable);
+        stats::note_requeued(prev, preempted);
         // SAFETY: `prev_ptr` came from Arc::into_raw; this adds the queue's
         // own strong reference (the CPU keeps its one until finish_switch).
         q.push_back(unsafe { clone_raw(prev_ptr) });
@@ -500,6 +518,26 @@ fn switch_to(me: usize, prev_ptr: *mut Task, next: Arc<Task>) {
     finish_switch();
 }
 
+/// Statistics: the time `prev` (leaving CPU `me`) ran since it was switched in.
+fn charge_runtime(me: usize, prev_ptr: *mut Task) {
+    if !stats::enabled() {
+        return;
+    }
+    let ran =
+        crate::time::uptime_ns().saturating_sub(RQ[me].switched_in_ns.load(Ordering::Relaxed));
+    // SAFETY: as in `pick_next`.
+    let prev = unsafe { &*prev_ptr };
+    prev.run_sum_ns.fetch_add(ran, Ordering::Relaxed);
+    let stat = if core::ptr::eq(prev_ptr, RQ[me].idle.load(Ordering::Relaxed)) {
+        stats::Stat::IdleNs
+    } else if prev.user.is_some() {
+        stats::Stat::UserTaskNs
+    } else {
+        stats::Stat::KernelTaskNs
+    };
+    stats::add(stat, ran);
+}
+
 /// Take `next` for CPU `me` and count the switch.
 fn claim(me: usize, next: &Task) {
     let rq = &RQ[me];
@@ -516,6 +554,10 @@ fn claim(me: usize, next: &Task) {
     rq.nr_switches.fetch_add(1, Ordering::Relaxed);
     rq.switched_in_ns
         .store(crate::time::uptime_ns(), Ordering::Relaxed);
+    if stats::enabled() {
+        stats::woken_ran(next.woken_ns.swap(0, Ordering::Relaxed));
+        stats::note_claimed(next);
+    }
     set_label(rq, &next.name);
 }
 
@@ -557,6 +599,7 @@ fn steal(me: usize) -> Option<Arc<Task>> {
     let i = q
         .iter()
         .position(|t| t.pinned().is_none() && !t.on_cpu.load(Ordering::Acquire))?;
+    stats::add(stats::Stat::Steals, 1);
     q.remove(i)
 }
 
@@ -575,6 +618,7 @@ extern "C" fn task_first_run() -> ! {
 pub fn exit(code: i64) -> ! {
     let t = current();
     crate::lockdep::check_task_exit(t);
+    stats::task_exit(t);
     t.exit_code.store(code, Ordering::Relaxed);
     cpu::disable_interrupts();
     t.set_state(State::Exited);
