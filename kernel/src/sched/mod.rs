@@ -270,6 +270,7 @@ const WAKEUP_GRAN_NS: u64 = 1_000_000;
 /// `WAKEUP_GRAN_NS`; else it waits for that task to block or for the tick.
 fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
     let preempt = wakeup && ran_long(cpu);
+    let behind = stats::enabled() && wakeup && !preempt && !cpu_idle(cpu);
     if stats::enabled() {
         let now = crate::time::uptime_ns().max(1);
         t.queued_ns.store(now, Ordering::Relaxed);
@@ -282,6 +283,9 @@ fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
         .placed_on
         .compare_exchange(task::NO_CPU, cpu, Ordering::Relaxed, Ordering::Relaxed);
     RQ[cpu].queue.lock_irqsave().push_back(t);
+    if behind {
+        stats::add(stats::Stat::WakeQueuedBehind, 1);
+    }
     // Interrupts off: "is it this CPU" must stay true until we act on it.
     let irq = cpu::irq_save();
     if cpu != percpu::cpu_id() {
@@ -297,8 +301,6 @@ fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
         );
     } else if !wakeup || preempt || cpu_idle(cpu) {
         percpu::get(cpu).need_resched.store(true, Ordering::Relaxed);
-    } else {
-        stats::add(stats::Stat::WakeQueuedBehind, 1);
     }
     cpu::irq_restore(irq);
 }
@@ -323,16 +325,29 @@ pub fn wake(t: &Arc<Task>) -> bool {
 /// Where an unpinned woken task runs: the CPU it last ran on (its caches are
 /// warm there), unless that CPU is busy and another is idle; then the idle
 /// one, so that the task neither waits behind a running task nor preempts it
-/// (Linux's `select_idle_sibling`). The answer is a racy snapshot: a CPU may
-/// become busy right after we look, which only places the task less well.
+/// (Linux's `select_idle_sibling`).
+///
+/// With every CPU busy, a CPU where the task may preempt at once (its task
+/// has run for `WAKEUP_GRAN_NS`, see `enqueue_as`) beats one where it would
+/// wait for the tick: the last CPU if it qualifies, else another. A woken
+/// task often holds a lock just handed to it (a semaphore grants before it
+/// wakes), so every tick it waits behind a task that just got its CPU, the
+/// lock's other waiters wait too, and their CPUs go idle.
+///
+/// The answer is a racy snapshot: a CPU may become busy, or its task may
+/// change, right after we look, which only places the task less well.
 fn select_cpu(last: usize) -> usize {
     if cpu_idle(last) {
         return last;
     }
-    percpu::online_cpus()
-        .map(|c| c.cpu_id as usize)
-        .find(|&c| cpu_idle(c))
-        .unwrap_or(last)
+    let online = || percpu::online_cpus().map(|c| c.cpu_id as usize);
+    if let Some(idle) = online().find(|&c| cpu_idle(c)) {
+        return idle;
+    }
+    if ran_long(last) {
+        return last;
+    }
+    online().find(|&c| ran_long(c)).unwrap_or(last)
 }
 
 /// `cpu`'s running task has had it for `WAKEUP_GRAN_NS` (Relaxed: a hint,

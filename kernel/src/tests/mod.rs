@@ -22,3 +22,4 @@ mod user_limits;
 mod user_memory;
 mod user_threads;
 mod wake;
+mod wake_busy;
