@@ -1,5 +1,6 @@
 //! In-kernel tests (see `ktest.rs`); one file per subsystem.
 mod boot;
+mod frame_chunks;
 mod fuzz;
 mod heap_cache;
 mod heap_growth;
