@@ -29,8 +29,12 @@ pub enum Stat {
     Wakeups,
     WakeWaitNs,
     WakeWaitMaxNs,
-    /// Woken tasks that waited more than a millisecond.
+    /// Woken tasks that waited more than a millisecond, in all and by
+    /// where they were queued (see `Placed`).
     WakeWaitOver1ms,
+    SlowWakeIdle,
+    SlowWakePreempting,
+    SlowWakeBehind,
     /// Wakeups queued here behind a running task that kept the CPU.
     WakeQueuedBehind,
     /// Interrupts taken: timer ticks, wakeup IPIs, function-call IPIs.
@@ -45,7 +49,7 @@ pub enum Stat {
     UserTaskNs,
 }
 
-const STATS: usize = 14;
+const STATS: usize = 17;
 const NAMES: [&str; STATS] = [
     "switch_voluntary",
     "switch_preempt",
@@ -54,6 +58,9 @@ const NAMES: [&str; STATS] = [
     "wake_wait_us_avg",
     "wake_wait_max_us",
     "wake_wait_over_1ms",
+    "slow_on_idle",
+    "slow_preempting",
+    "slow_behind",
     "wake_queued_behind",
     "ticks",
     "wake_ipis",
@@ -90,17 +97,39 @@ pub fn add(stat: Stat, n: u64) {
     }
 }
 
-/// A woken task that was queued at `woken_ns` runs now on this CPU.
-pub fn woken_ran(woken_ns: u64) {
-    if !enabled() || woken_ns == 0 {
+/// Where a wakeup queued a task.
+#[derive(Clone, Copy)]
+pub enum Placed {
+    /// On an idle CPU (or one that became busy meanwhile).
+    Idle = 1,
+    /// With a request that the running task give way.
+    Preempting = 2,
+    /// Behind a running task that keeps its CPU.
+    Behind = 3,
+}
+
+/// The wakeup time `now` with `how` in its two low bits.
+pub fn woken_stamp(now: u64, how: Placed) -> u64 {
+    (now & !3) | how as u64
+}
+
+/// A woken task stamped `stamp` (see `woken_stamp`) runs now on this CPU.
+pub fn woken_ran(stamp: u64) {
+    if !enabled() || stamp == 0 {
         return;
     }
-    let wait = crate::time::uptime_ns().saturating_sub(woken_ns);
+    let wait = crate::time::uptime_ns().saturating_sub(stamp & !3);
     add(Stat::Wakeups, 1);
     add(Stat::WakeWaitNs, wait);
     cell(Stat::WakeWaitMaxNs).fetch_max(wait, Ordering::Relaxed);
     if wait > 1_000_000 {
         add(Stat::WakeWaitOver1ms, 1);
+        let slow = match stamp & 3 {
+            1 => Stat::SlowWakeIdle,
+            2 => Stat::SlowWakePreempting,
+            _ => Stat::SlowWakeBehind,
+        };
+        add(slow, 1);
     }
 }
 
