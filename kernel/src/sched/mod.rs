@@ -335,10 +335,12 @@ pub fn wake(t: &Arc<Task>) -> bool {
 ///
 /// With every CPU busy, a CPU where the task may preempt at once (its task
 /// has run for `WAKEUP_GRAN_NS`, see `enqueue_as`) beats one where it would
-/// wait for the tick: the last CPU if it qualifies, else another. A woken
-/// task often holds a lock just handed to it (a semaphore grants before it
-/// wakes), so every tick it waits behind a task that just got its CPU, the
-/// lock's other waiters wait too, and their CPUs go idle.
+/// wait for the tick: the last CPU if it qualifies, else another, but not
+/// the waker's own (a waker that releases a lock often takes it again next,
+/// and preempting it sent it to the back of its queue). A woken task often
+/// holds a lock just handed to it (a semaphore grants before it wakes), so
+/// every tick it waits behind a task that just got its CPU, the lock's
+/// other waiters wait too, and their CPUs go idle.
 ///
 /// The answer is a racy snapshot: a CPU may become busy, or its task may
 /// change, right after we look, which only places the task less well.
@@ -353,7 +355,8 @@ fn select_cpu(last: usize) -> usize {
     if ran_long(last) {
         return last;
     }
-    online().find(|&c| ran_long(c)).unwrap_or(last)
+    let me = percpu::cpu_id();
+    online().find(|&c| c != me && ran_long(c)).unwrap_or(last)
 }
 
 /// `cpu`'s running task has had it for `WAKEUP_GRAN_NS` (Relaxed: a hint,
