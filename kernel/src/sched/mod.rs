@@ -54,9 +54,6 @@ struct RunQueue {
     /// Tasks sleeping until a deadline, checked on each tick.
     sleepers: SpinLock<Vec<Arc<Task>>>,
     nr_switches: AtomicU64,
-    /// A woken task was put at the head of the queue to preempt the running
-    /// one (see `enqueue_as`); taken at the next switch point.
-    wake_preempt: AtomicBool,
     /// When the running task was switched in (`time::uptime_ns`), for the
     /// wakeup-preemption rule (see `enqueue_as`).
     switched_in_ns: AtomicU64,
@@ -74,7 +71,6 @@ static RQ: [RunQueue; MAX_CPUS] = [const {
         prev: AtomicPtr::new(core::ptr::null_mut()),
         sleepers: SpinLock::new(Vec::new()),
         nr_switches: AtomicU64::new(0),
-        wake_preempt: AtomicBool::new(false),
         switched_in_ns: AtomicU64::new(0),
         label: [const { AtomicU8::new(0) }; LABEL_LEN],
     }
@@ -272,13 +268,6 @@ const WAKEUP_GRAN_NS: u64 = 1_000_000;
 /// next preemption point. A woken one (`wakeup`) takes over a CPU, this one
 /// or another, only if it is idle or its task has run for
 /// `WAKEUP_GRAN_NS`; else it waits for that task to block or for the tick.
-///
-/// A woken task that preempts goes to the head of the queue, and the task it
-/// preempts resumes right after it (`requeue_prev`): a task that slept runs
-/// at once, and the one it interrupted keeps its turn, as under Linux's CFS
-/// (neither has its virtual runtime changed by the wakeup). Queued behind
-/// both, a task waiting for its turn at the tick does not jump ahead of the
-/// interrupted one. Only the tick sends the running task to the back.
 fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
     let preempt = wakeup && ran_long(cpu);
     let behind = stats::enabled() && wakeup && !preempt && !cpu_idle(cpu);
@@ -296,20 +285,10 @@ fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
         }
     }
     t.cpu.store(cpu, Ordering::Relaxed);
-    t.enqueued_ns
-        .store(crate::time::uptime_ns(), Ordering::Relaxed);
     let _ = t
         .placed_on
         .compare_exchange(task::NO_CPU, cpu, Ordering::Relaxed, Ordering::Relaxed);
-    {
-        let mut q = RQ[cpu].queue.lock_irqsave();
-        if preempt {
-            q.push_front(t);
-            RQ[cpu].wake_preempt.store(true, Ordering::Relaxed);
-        } else {
-            q.push_back(t);
-        }
-    }
+    RQ[cpu].queue.lock_irqsave().push_back(t);
     if behind {
         stats::add(stats::Stat::WakeQueuedBehind, 1);
     }
@@ -383,13 +362,8 @@ fn select_cpu(last: usize) -> usize {
 /// `cpu`'s running task has had it for `WAKEUP_GRAN_NS` (Relaxed: a hint,
 /// like `cpu_idle`).
 fn ran_long(cpu: usize) -> bool {
-    ran_for(cpu, WAKEUP_GRAN_NS)
-}
-
-/// `cpu`'s running task has had it for `ns` since it was switched in.
-fn ran_for(cpu: usize, ns: u64) -> bool {
     let since = RQ[cpu].switched_in_ns.load(Ordering::Relaxed);
-    crate::time::uptime_ns().saturating_sub(since) >= ns
+    crate::time::uptime_ns().saturating_sub(since) >= WAKEUP_GRAN_NS
 }
 
 /// `cpu` runs its idle task and has nothing queued. Relaxed loads: a hint
@@ -490,9 +464,6 @@ fn requeue_prev(
     let prev = unsafe { &*prev_ptr };
     let idle_ptr = rq.idle.load(Ordering::Relaxed);
     let mut q = rq.queue.lock();
-    // Taken whatever happens next, so that it never outlives this switch
-    // point (Relaxed: set and taken under the queue lock).
-    let by_wakeup = rq.wake_preempt.swap(false, Ordering::Relaxed);
     let still_running = prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr);
     // One read of the affinity: another task may change it meanwhile.
     if let Some(target) = prev.pinned().filter(|&c| c != me && still_running) {
@@ -511,21 +482,10 @@ fn requeue_prev(
         stats::note_requeued(prev, preempted);
         // SAFETY: `prev_ptr` came from Arc::into_raw; this adds the queue's
         // own strong reference (the CPU keeps its one until finish_switch).
-        let me_again = unsafe { clone_raw(prev_ptr) };
-        me_again
-            .enqueued_ns
-            .store(crate::time::uptime_ns(), Ordering::Relaxed);
-        if preempted && by_wakeup {
-            // Right behind the woken task at the head (see `enqueue_as`).
-            q.insert(1, me_again);
-        } else {
-            q.push_back(me_again);
-        }
+        q.push_back(unsafe { clone_raw(prev_ptr) });
     } else if preempted && prev.transition(State::Blocked, State::Runnable) {
         // (If the transition fails, a waker already made it runnable and
         // queued it.)
-        prev.enqueued_ns
-            .store(crate::time::uptime_ns(), Ordering::Relaxed);
         // SAFETY: as above.
         q.push_back(unsafe { clone_raw(prev_ptr) });
     }
@@ -534,29 +494,13 @@ fn requeue_prev(
 
 /// Take the first queued task that is not still being switched out
 /// elsewhere (`prev` itself qualifies).
-pub(crate) fn take_ready(
-    q: &mut VecDeque<Arc<Task>>,
-    me: usize,
-    prev_ptr: *mut Task,
-) -> Option<Arc<Task>> {
+fn take_ready(q: &mut VecDeque<Arc<Task>>, me: usize, prev_ptr: *mut Task) -> Option<Arc<Task>> {
     // Never wait for a task still being switched out elsewhere: two CPUs
     // each waiting for the other's outgoing task would deadlock. Skip
     // such a task (it stays queued; `need_resched` brings us back).
-    let is_ready = |t: &Arc<Task>| {
-        core::ptr::eq(Arc::as_ptr(t), prev_ptr) || !t.on_cpu.load(Ordering::Acquire)
-    };
-    // A task that has waited `STARVE_NS` goes first (see `enqueue_as`: a
-    // woken task may go ahead of those queued before it).
-    let now = crate::time::uptime_ns();
-    let starving = q
+    let ready = q
         .iter()
-        .enumerate()
-        .filter(|(_, t)| is_ready(t))
-        .map(|(i, t)| (i, now.saturating_sub(t.enqueued_ns.load(Ordering::Relaxed))))
-        .filter(|&(_, waited)| waited >= STARVE_NS)
-        .max_by_key(|&(_, waited)| waited)
-        .map(|(i, _)| i);
-    let ready = starving.or_else(|| q.iter().position(is_ready));
+        .position(|t| core::ptr::eq(Arc::as_ptr(t), prev_ptr) || !t.on_cpu.load(Ordering::Acquire));
     if ready.is_none() && !q.is_empty() {
         percpu::get(me).need_resched.store(true, Ordering::Relaxed);
     }
@@ -805,37 +749,10 @@ pub fn tick() {
             }
         }
     }
-    let current_is_idle = core::ptr::eq(current_ptr(), rq.idle.load(Ordering::Relaxed));
-    let now = crate::time::uptime_ns();
-    let (queued, starving) = {
-        let q = rq.queue.lock();
-        let starving = q
-            .iter()
-            .any(|t| now.saturating_sub(t.enqueued_ns.load(Ordering::Relaxed)) >= STARVE_NS);
-        (!q.is_empty(), starving)
-    };
-    if queued && (current_is_idle || starving || ran_for(percpu::cpu_id(), MIN_SLICE_NS)) {
+    if !rq.queue.lock().is_empty() {
         percpu::this().need_resched.store(true, Ordering::Relaxed);
     }
 }
-
-/// The longest a queued task waits while others run, give or take a tick:
-/// a woken task may go to the head of the queue and a running task may
-/// keep its CPU through a tick (`MIN_SLICE_NS`), so tasks that keep waking
-/// each other could otherwise keep the back of the queue waiting forever.
-/// At the tick, a task queued this long makes the running one give way,
-/// and it is picked first.
-pub(crate) const STARVE_NS: u64 = 20_000_000;
-
-/// The tick makes the running task give way to a queued one only once it
-/// has had the CPU this long (Linux's tick period at its usual 250 Hz; CFS
-/// likewise lets a task run its slice before the tick preempts it). A task
-/// switched in just before the tick, typically one that was woken and ran
-/// only until it blocks again, then keeps the CPU through that tick
-/// instead of waiting at the back of the queue for a whole slice of the
-/// task it had just replaced. Every task still gives way within one tick
-/// after this.
-const MIN_SLICE_NS: u64 = 4_000_000;
 
 /// Called at the end of an interrupt (interrupts off): switch if asked and
 /// allowed.

@@ -82,9 +82,6 @@ pub struct Task {
     /// When the last wakeup queued this task (ns since boot; 0: not woken
     /// since it last ran), for `stats`.
     pub woken_ns: AtomicU64,
-    /// When the task was last put in a run queue (ns since boot): the
-    /// scheduler's bound on how long a queued task waits (`STARVE_NS`).
-    pub enqueued_ns: AtomicU64,
     /// Statistics (`stats`): when the task was last queued (ns since boot),
     /// its total time queued, its total time running, and how often it was
     /// preempted.
@@ -146,7 +143,6 @@ impl Task {
             ran_on: AtomicU64::new(0),
             wake_at: AtomicU64::new(0),
             woken_ns: AtomicU64::new(0),
-            enqueued_ns: AtomicU64::new(0),
             queued_ns: AtomicU64::new(0),
             wait_sum_ns: AtomicU64::new(0),
             run_sum_ns: AtomicU64::new(0),

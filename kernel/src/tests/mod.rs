@@ -17,7 +17,6 @@ mod sched_wakeup;
 mod selftest;
 mod smp;
 mod soak;
-mod tick_slice;
 mod user;
 mod user_exceptions;
 mod user_limits;
