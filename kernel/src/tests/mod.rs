@@ -24,3 +24,4 @@ mod user_memory;
 mod user_threads;
 mod wake;
 mod wake_busy;
+mod wake_waker;
