@@ -130,10 +130,13 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
                 .unwrap_or("");
             info!("running {prog} {args}");
             mm_platform::phases::set_enabled(boot.cmdline.get("phases") == Some("on"));
+            // `phases=sched`: the scheduler's statistics alone.
+            sched::stats::set_enabled(matches!(boot.cmdline.get("phases"), Some("on" | "sched")));
             match user::run(prog, args) {
                 Ok(code) => {
                     info!("{prog} exited with {code}");
                     mm_platform::phases::report();
+                    sched::stats::report();
                     qemu::exit(if code == 0 {
                         qemu::SUCCESS
                     } else {

@@ -183,15 +183,20 @@ fn kernel_trap(frame: &mut TrapFrame) {
         v if v < 32 => fatal_exception(frame, None),
         VECTOR_TIMER => {
             pc.ticks.fetch_add(1, Ordering::Relaxed);
+            crate::sched::stats::add(crate::sched::stats::Stat::Ticks, 1);
             apic::eoi();
             crate::rcu::note_tick(frame.from_user());
             crate::sched::tick();
         }
         VECTOR_CALL_FUNCTION => {
+            crate::sched::stats::add(crate::sched::stats::Stat::CallIpis, 1);
             apic::eoi();
             smp::handle_call_ipi();
         }
-        VECTOR_WAKEUP => apic::eoi(),
+        VECTOR_WAKEUP => {
+            crate::sched::stats::add(crate::sched::stats::Stat::WakeIpis, 1);
+            apic::eoi();
+        }
         VECTOR_SPURIOUS => {} // no EOI for spurious interrupts
         v => {
             crate::warn!("unexpected interrupt vector {v:#x}");

@@ -48,7 +48,7 @@ struct Allocator {
     /// [next, end) of each RAM range still never handed out.
     ranges: [(u64, u64); MAX_RANGES],
     nranges: usize,
-    /// Head of the stack of freed frames (physical), NONE if empty.
+    /// The top chunk of freed frames (physical), NONE if none.
     freed: u64,
     free: usize,
     total: usize,
@@ -268,13 +268,45 @@ pub fn reserve_count() -> usize {
     ALLOC.lock_irqsave().reserve
 }
 
+/// Frame addresses a chunk lists: the rest of its page after its header.
+const CHUNK_ENTRIES: usize = (PAGE_SIZE as usize / 8) - 2;
+
+/// A frame on the freed stack that lists others (see the module docs).
+#[repr(C)]
+struct Chunk {
+    /// The chunk below this one, NONE if none.
+    next: u64,
+    len: u64,
+    entries: [u64; CHUNK_ENTRIES],
+}
+
+const _: () = assert!(core::mem::size_of::<Chunk>() == PAGE_SIZE as usize);
+
+/// The chunk at `pa`.
+///
+/// # Safety
+/// `pa` is a chunk on the freed stack of the locked allocator the caller
+/// borrows (`&mut Allocator`): free, direct-mapped, and touched by nobody
+/// else while the lock is held.
+unsafe fn chunk<'a>(pa: u64) -> &'a mut Chunk {
+    // SAFETY: the caller's contract; a frame is page-aligned, so aligned for
+    // a `Chunk`.
+    unsafe { &mut *(phys_to_virt(pa) as *mut Chunk) }
+}
+
 fn take(a: &mut Allocator) -> Option<u64> {
     let pa = if a.freed != NONE {
-        let pa = a.freed;
-        // SAFETY: a freed frame is ours and direct-mapped; its first word holds
-        // the next free frame, written by `free`.
-        a.freed = unsafe { *(phys_to_virt(pa) as *const u64) };
-        pa
+        // SAFETY: `freed` is the top chunk, and we hold the allocator.
+        let top = unsafe { chunk(a.freed) };
+        if top.len > 0 {
+            top.len -= 1;
+            top.entries[top.len as usize]
+        } else {
+            // An empty chunk is a free frame like the ones it listed.
+            let pa = a.freed;
+            a.freed = top.next;
+            pa
+        }
     } else {
         let n = a.nranges;
         let r = a.ranges[..n].iter_mut().find(|r| r.0 < r.1)?;
@@ -287,13 +319,32 @@ fn take(a: &mut Allocator) -> Option<u64> {
     Some(pa)
 }
 
+/// List `pa` in the top chunk; false if there is none or it is full.
+fn push_entry(a: &mut Allocator, pa: u64) -> bool {
+    if a.freed == NONE {
+        return false;
+    }
+    // SAFETY: `freed` is the top chunk, and we hold the allocator.
+    let top = unsafe { chunk(a.freed) };
+    if top.len as usize == CHUNK_ENTRIES {
+        return false;
+    }
+    top.entries[top.len as usize] = pa;
+    top.len += 1;
+    true
+}
+
 /// Put `pa` back in the pool.
 fn give(a: &mut Allocator, pa: u64) {
     assert!(pa < a.max_phys, "freeing a frame {pa:#x} beyond RAM");
-    // SAFETY: the frame is being given back (the caller's contract), so we
-    // may write its first word.
-    unsafe { *(phys_to_virt(pa) as *mut u64) = a.freed };
-    a.freed = pa;
+    if !push_entry(a, pa) {
+        // SAFETY: `pa` is being given back (the caller's contract), so it is
+        // ours to turn into the new top chunk; we hold the allocator.
+        let new = unsafe { chunk(pa) };
+        new.next = a.freed;
+        new.len = 0;
+        a.freed = pa;
+    }
     a.free += 1;
     POOL_SPARE.store(a.free.saturating_sub(a.reserve), Ordering::Relaxed);
     assert!(

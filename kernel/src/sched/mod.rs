@@ -24,6 +24,7 @@
 pub mod diag;
 pub mod fpu;
 pub mod preempt;
+pub mod stats;
 mod switch;
 pub mod task;
 
@@ -269,11 +270,28 @@ const WAKEUP_GRAN_NS: u64 = 1_000_000;
 /// `WAKEUP_GRAN_NS`; else it waits for that task to block or for the tick.
 fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
     let preempt = wakeup && ran_long(cpu);
+    let behind = stats::enabled() && wakeup && !preempt && !cpu_idle(cpu);
+    if stats::enabled() {
+        let now = crate::time::uptime_ns().max(1);
+        t.queued_ns.store(now, Ordering::Relaxed);
+        if wakeup {
+            let how = match (preempt, behind) {
+                (true, _) => stats::Placed::Preempting,
+                (false, true) => stats::Placed::Behind,
+                (false, false) => stats::Placed::Idle,
+            };
+            t.woken_ns
+                .store(stats::woken_stamp(now, how), Ordering::Relaxed);
+        }
+    }
     t.cpu.store(cpu, Ordering::Relaxed);
     let _ = t
         .placed_on
         .compare_exchange(task::NO_CPU, cpu, Ordering::Relaxed, Ordering::Relaxed);
     RQ[cpu].queue.lock_irqsave().push_back(t);
+    if behind {
+        stats::add(stats::Stat::WakeQueuedBehind, 1);
+    }
     // Interrupts off: "is it this CPU" must stay true until we act on it.
     let irq = cpu::irq_save();
     if cpu != percpu::cpu_id() {
@@ -313,16 +331,32 @@ pub fn wake(t: &Arc<Task>) -> bool {
 /// Where an unpinned woken task runs: the CPU it last ran on (its caches are
 /// warm there), unless that CPU is busy and another is idle; then the idle
 /// one, so that the task neither waits behind a running task nor preempts it
-/// (Linux's `select_idle_sibling`). The answer is a racy snapshot: a CPU may
-/// become busy right after we look, which only places the task less well.
+/// (Linux's `select_idle_sibling`).
+///
+/// With every CPU busy, a CPU where the task may preempt at once (its task
+/// has run for `WAKEUP_GRAN_NS`, see `enqueue_as`) beats one where it would
+/// wait for the tick: the last CPU if it qualifies, else another, but not
+/// the waker's own (a waker that releases a lock often takes it again next,
+/// and preempting it sent it to the back of its queue). A woken task often
+/// holds a lock just handed to it (a semaphore grants before it wakes), so
+/// every tick it waits behind a task that just got its CPU, the lock's
+/// other waiters wait too, and their CPUs go idle.
+///
+/// The answer is a racy snapshot: a CPU may become busy, or its task may
+/// change, right after we look, which only places the task less well.
 fn select_cpu(last: usize) -> usize {
     if cpu_idle(last) {
         return last;
     }
-    percpu::online_cpus()
-        .map(|c| c.cpu_id as usize)
-        .find(|&c| cpu_idle(c))
-        .unwrap_or(last)
+    let online = || percpu::online_cpus().map(|c| c.cpu_id as usize);
+    if let Some(idle) = online().find(|&c| cpu_idle(c)) {
+        return idle;
+    }
+    if ran_long(last) {
+        return last;
+    }
+    let me = percpu::cpu_id();
+    online().find(|&c| c != me && ran_long(c)).unwrap_or(last)
 }
 
 /// `cpu`'s running task has had it for `WAKEUP_GRAN_NS` (Relaxed: a hint,
@@ -378,6 +412,13 @@ fn switch_away(preempted: bool) {
     note_switch_point(me);
     let prev_ptr = current_ptr() as *mut Task;
     if let Some(next) = pick_next(me, prev_ptr, preempted) {
+        let why = if preempted {
+            stats::Stat::SwitchPreempt
+        } else {
+            stats::Stat::SwitchVoluntary
+        };
+        stats::add(why, 1);
+        charge_runtime(me, prev_ptr);
         switch_to(me, prev_ptr, next);
     }
     cpu::irq_restore(irq);
@@ -438,6 +479,7 @@ fn requeue_prev(
             return None;
         }
         prev.set_state(State::Runnable);
+        stats::note_requeued(prev, preempted);
         // SAFETY: `prev_ptr` came from Arc::into_raw; this adds the queue's
         // own strong reference (the CPU keeps its one until finish_switch).
         q.push_back(unsafe { clone_raw(prev_ptr) });
@@ -500,6 +542,26 @@ fn switch_to(me: usize, prev_ptr: *mut Task, next: Arc<Task>) {
     finish_switch();
 }
 
+/// Statistics: the time `prev` (leaving CPU `me`) ran since it was switched in.
+fn charge_runtime(me: usize, prev_ptr: *mut Task) {
+    if !stats::enabled() {
+        return;
+    }
+    let ran =
+        crate::time::uptime_ns().saturating_sub(RQ[me].switched_in_ns.load(Ordering::Relaxed));
+    // SAFETY: as in `pick_next`.
+    let prev = unsafe { &*prev_ptr };
+    prev.run_sum_ns.fetch_add(ran, Ordering::Relaxed);
+    let stat = if core::ptr::eq(prev_ptr, RQ[me].idle.load(Ordering::Relaxed)) {
+        stats::Stat::IdleNs
+    } else if prev.user.is_some() {
+        stats::Stat::UserTaskNs
+    } else {
+        stats::Stat::KernelTaskNs
+    };
+    stats::add(stat, ran);
+}
+
 /// Take `next` for CPU `me` and count the switch.
 fn claim(me: usize, next: &Task) {
     let rq = &RQ[me];
@@ -516,6 +578,10 @@ fn claim(me: usize, next: &Task) {
     rq.nr_switches.fetch_add(1, Ordering::Relaxed);
     rq.switched_in_ns
         .store(crate::time::uptime_ns(), Ordering::Relaxed);
+    if stats::enabled() {
+        stats::woken_ran(next.woken_ns.swap(0, Ordering::Relaxed));
+        stats::note_claimed(next);
+    }
     set_label(rq, &next.name);
 }
 
@@ -557,6 +623,7 @@ fn steal(me: usize) -> Option<Arc<Task>> {
     let i = q
         .iter()
         .position(|t| t.pinned().is_none() && !t.on_cpu.load(Ordering::Acquire))?;
+    stats::add(stats::Stat::Steals, 1);
     q.remove(i)
 }
 
@@ -575,6 +642,7 @@ extern "C" fn task_first_run() -> ! {
 pub fn exit(code: i64) -> ! {
     let t = current();
     crate::lockdep::check_task_exit(t);
+    stats::task_exit(t);
     t.exit_code.store(code, Ordering::Relaxed);
     cpu::disable_interrupts();
     t.set_state(State::Exited);

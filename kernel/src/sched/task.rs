@@ -79,6 +79,16 @@ pub struct Task {
     pub ran_on: AtomicU64,
     /// Wake deadline (ns since boot) while sleeping in `sleep_ns`.
     pub wake_at: AtomicU64,
+    /// When the last wakeup queued this task (ns since boot; 0: not woken
+    /// since it last ran), for `stats`.
+    pub woken_ns: AtomicU64,
+    /// Statistics (`stats`): when the task was last queued (ns since boot),
+    /// its total time queued, its total time running, and how often it was
+    /// preempted.
+    pub queued_ns: AtomicU64,
+    pub wait_sum_ns: AtomicU64,
+    pub run_sum_ns: AtomicU64,
+    pub preempted: AtomicU64,
     /// Locks held, for lockdep; touched only by the task itself with
     /// interrupts disabled.
     held: UnsafeCell<crate::lockdep::HeldLocks>,
@@ -132,6 +142,11 @@ impl Task {
             switches: AtomicU64::new(0),
             ran_on: AtomicU64::new(0),
             wake_at: AtomicU64::new(0),
+            woken_ns: AtomicU64::new(0),
+            queued_ns: AtomicU64::new(0),
+            wait_sum_ns: AtomicU64::new(0),
+            run_sum_ns: AtomicU64::new(0),
+            preempted: AtomicU64::new(0),
             held: UnsafeCell::new(crate::lockdep::HeldLocks::new()),
             left_mm: AtomicBool::new(false),
             user: None,

@@ -1,5 +1,6 @@
 //! In-kernel tests (see `ktest.rs`); one file per subsystem.
 mod boot;
+mod frame_chunks;
 mod fuzz;
 mod heap_cache;
 mod heap_growth;
@@ -22,3 +23,5 @@ mod user_limits;
 mod user_memory;
 mod user_threads;
 mod wake;
+mod wake_busy;
+mod wake_waker;
