@@ -24,4 +24,5 @@ mod user_memory;
 mod user_threads;
 mod wake;
 mod wake_busy;
+mod wake_common;
 mod wake_waker;

@@ -3,26 +3,13 @@
 //! landing between the wakeup and the check can spoil one round), never
 //! timed.
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
+use super::wake_common::{ROUNDS, blocked_wakee, until_blocked};
 use crate::arch::percpu;
-use crate::sched::{self, State, task::NO_CPU};
+use crate::sched;
 use crate::sync::RwSem;
 use crate::{kassert, ktest, time};
-
-const ROUNDS: usize = 20;
-
-/// Yield until `t` sleeps in `sem` (`asked` says it got as far as asking).
-fn until_blocked(t: &sched::Task, asked: &AtomicBool) -> Result<(), alloc::string::String> {
-    let deadline = time::uptime_ns() + 30_000_000_000;
-    while !(asked.load(Ordering::Acquire) && t.state() == State::Blocked) {
-        if time::uptime_ns() > deadline {
-            return Err(alloc::string::String::from("the reader never blocked"));
-        }
-        sched::yield_now();
-    }
-    Ok(())
-}
 
 /// One round: a reader pinned to our CPU blocks behind our write lock; we
 /// unlock (which wakes it) and look at once whether it has run yet.
@@ -81,25 +68,8 @@ ktest!(
 /// One round: an unpinned reader that last ran on our (busy) CPU is woken
 /// by our unlock. Returns the CPU whose queue it was put on.
 fn wakee_placed_on(cpu: usize) -> Result<usize, alloc::string::String> {
-    let sem = Arc::new(RwSem::new());
-    let asked = Arc::new(AtomicBool::new(false));
-    let woke_on = Arc::new(AtomicUsize::new(NO_CPU));
-    sem.write_lock();
-    let reader = {
-        let (sem, asked) = (sem.clone(), asked.clone());
-        // Starts pinned here, so that here is where it last ran, then lets
-        // itself be placed anywhere.
-        sched::spawn("wakee", Some(cpu), move || {
-            sched::current().affinity.store(NO_CPU, Ordering::Relaxed);
-            asked.store(true, Ordering::Release);
-            sem.read_lock();
-            sem.read_unlock();
-        })
-    };
-    until_blocked(&reader, &asked)?;
+    let wakee = blocked_wakee(cpu)?;
     // Our CPU is busy (we run on it) and, between tests, the others idle.
-    // The wakeup puts the reader on some queue; read which before a tick
-    // lets another CPU steal it.
     // The last round's reader may still be leaving another CPU.
     let deadline = time::uptime_ns() + 30_000_000_000;
     while !percpu::online_cpus().any(|c| sched::cpu_idle(c.cpu_id as usize)) {
@@ -108,12 +78,7 @@ fn wakee_placed_on(cpu: usize) -> Result<usize, alloc::string::String> {
         }
         sched::yield_now();
     }
-    let irq = crate::arch::cpu::irq_save();
-    sem.write_unlock();
-    woke_on.store(reader.cpu.load(Ordering::Relaxed), Ordering::Relaxed);
-    crate::arch::cpu::irq_restore(irq);
-    sched::join(&reader);
-    Ok(woke_on.load(Ordering::Relaxed))
+    Ok(wakee.release())
 }
 
 ktest!(

@@ -7,12 +7,10 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::wake_common::{ROUNDS, blocked_wakee};
 use crate::arch::percpu;
-use crate::sched::{self, State, task::NO_CPU};
-use crate::sync::RwSem;
+use crate::sched;
 use crate::{kassert, ktest, time};
-
-const ROUNDS: usize = 20;
 
 /// A task pinned to `cpu` that spins (preemptible) until `stop`.
 fn spawn_hog(cpu: usize, stop: &Arc<AtomicBool>, started: &Arc<AtomicUsize>) -> Arc<sched::Task> {
@@ -26,50 +24,17 @@ fn spawn_hog(cpu: usize, stop: &Arc<AtomicBool>, started: &Arc<AtomicUsize>) -> 
     })
 }
 
-/// Yield until `t` sleeps in its semaphore (`asked`: it got that far).
-fn until_blocked(t: &sched::Task, asked: &AtomicBool) -> Result<(), String> {
-    let deadline = time::uptime_ns() + 30_000_000_000;
-    while !(asked.load(Ordering::Acquire) && t.state() == State::Blocked) {
-        if time::uptime_ns() > deadline {
-            return Err(String::from("the reader never blocked"));
-        }
-        sched::yield_now();
-    }
-    Ok(())
-}
-
 /// One round: an unpinned reader that last ran on our CPU is woken by our
 /// unlock right after we got the CPU back (so we have not run long), while
 /// hogs that have run for a while hold every other CPU. Returns the CPU
 /// whose queue the reader was put on.
 fn wakee_placed_on(cpu: usize) -> Result<usize, String> {
-    let sem = Arc::new(RwSem::new());
-    let asked = Arc::new(AtomicBool::new(false));
-    sem.write_lock();
-    let reader = {
-        let (sem, asked) = (sem.clone(), asked.clone());
-        // Starts pinned here, so that here is where it last ran, then lets
-        // itself be placed anywhere.
-        sched::spawn("wakee", Some(cpu), move || {
-            sched::current().affinity.store(NO_CPU, Ordering::Relaxed);
-            // Release: pairs with the Acquire in `until_blocked`.
-            asked.store(true, Ordering::Release);
-            sem.read_lock();
-            sem.read_unlock();
-        })
-    };
-    until_blocked(&reader, &asked)?;
+    let wakee = blocked_wakee(cpu)?;
     // Sleep to the next tick: we come back freshly switched in, and the
     // hogs have by then run for a tick (10 ms) since anything preempted
     // them.
     sched::sleep_ns(1_000_000);
-    // Interrupts off: read where the reader went before a tick moves it.
-    let irq = crate::arch::cpu::irq_save();
-    sem.write_unlock();
-    let placed = reader.cpu.load(Ordering::Relaxed);
-    crate::arch::cpu::irq_restore(irq);
-    sched::join(&reader);
-    Ok(placed)
+    Ok(wakee.release())
 }
 
 ktest!(

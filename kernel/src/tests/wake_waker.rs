@@ -7,56 +7,25 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use super::wake_common::{ROUNDS, blocked_wakee};
 use crate::arch::percpu;
-use crate::sched::{self, State, task::NO_CPU};
-use crate::sync::RwSem;
+use crate::sched;
 use crate::{kassert, ktest, time};
 
-const ROUNDS: usize = 20;
 /// The waker's CPU (first in the search order, so that a search that does
 /// not skip it finds it first) and the CPU whose task keeps changing.
 const WAKER_CPU: usize = 0;
 const FRESH_CPU: usize = 1;
 
-fn until_blocked(t: &sched::Task, asked: &AtomicBool) -> Result<(), String> {
-    let deadline = time::uptime_ns() + 30_000_000_000;
-    // Acquire: pairs with the reader's Release store.
-    while !(asked.load(Ordering::Acquire) && t.state() == State::Blocked) {
-        if time::uptime_ns() > deadline {
-            return Err(String::from("the reader never blocked"));
-        }
-        sched::yield_now();
-    }
-    Ok(())
-}
-
 /// One round: a reader that last ran on `FRESH_CPU` (where two tasks yield
 /// to each other, so its task has always just got it) is woken by our
 /// unlock after we have run for 2 ms. Returns the CPU it was queued on.
 fn wakee_placed_on() -> Result<usize, String> {
-    let sem = Arc::new(RwSem::new());
-    let asked = Arc::new(AtomicBool::new(false));
-    sem.write_lock();
-    let reader = {
-        let (sem, asked) = (sem.clone(), asked.clone());
-        sched::spawn("wakee", Some(FRESH_CPU), move || {
-            sched::current().affinity.store(NO_CPU, Ordering::Relaxed);
-            // Release: pairs with the Acquire in `until_blocked`.
-            asked.store(true, Ordering::Release);
-            sem.read_lock();
-            sem.read_unlock();
-        })
-    };
-    until_blocked(&reader, &asked)?;
+    let wakee = blocked_wakee(FRESH_CPU)?;
     // Past the wakeup granularity, so that our CPU qualifies as one a woken
     // task may preempt.
     time::delay_us(2_000);
-    let irq = crate::arch::cpu::irq_save();
-    sem.write_unlock();
-    let placed = reader.cpu.load(Ordering::Relaxed);
-    crate::arch::cpu::irq_restore(irq);
-    sched::join(&reader);
-    Ok(placed)
+    Ok(wakee.release())
 }
 
 fn spawn_spinner(name: &str, cpu: usize, stop: &Arc<AtomicBool>, yields: bool) -> Arc<sched::Task> {
