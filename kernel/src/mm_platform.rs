@@ -82,6 +82,10 @@ impl RwSemaphore for MmapLock {
     fn write_unlock(&self) {
         self.0.write_unlock();
     }
+    #[track_caller]
+    fn downgrade(&self) {
+        self.0.downgrade();
+    }
 }
 
 /// The page table each CPU has loaded (the root's physical address), as
@@ -202,6 +206,7 @@ impl Platform for Kernel {
             LockOp::AcquireRead => lockdep::acquire(&VMA_LOCK_CLASS, key, site, true),
             LockOp::AcquireWrite => lockdep::acquire(&VMA_LOCK_CLASS, key, site, false),
             LockOp::Release => lockdep::release(key, site),
+            LockOp::Downgrade => unreachable!("only the mmap_lock is downgraded"),
         }
     }
 

@@ -233,6 +233,16 @@ impl RwSemaphore for HostRwSemaphore {
         s.writer = false;
         self.cv.notify_all();
     }
+
+    fn downgrade(&self) {
+        let mut s = self.state.lock().unwrap();
+        assert!(s.writer, "downgrade of a semaphore not write-locked");
+        // One step under the state mutex: a waiting writer sees a reader,
+        // never a free lock. Readers get in unless a writer waits.
+        s.writer = false;
+        s.readers = 1;
+        self.cv.notify_all();
+    }
 }
 
 // ---------------------------------------------------------------- frames, CPUs, TLB, annotations
@@ -337,6 +347,7 @@ impl Platform for Host {
             let mut h = h.borrow_mut();
             match op {
                 LockOp::AcquireRead | LockOp::AcquireWrite => h.push((class, key, op)),
+                LockOp::Downgrade => crate::platform::downgrade_held(&mut h, class, key),
                 LockOp::Release => {
                     let i = h
                         .iter()

@@ -175,6 +175,15 @@ impl RwSemaphore for LoomRwSemaphore {
     fn write_unlock(&self) {
         self.state.store(0, Ordering::Release);
     }
+
+    fn downgrade(&self) {
+        // One store from WRITER to one reader: there is no moment at which
+        // the lock is free, so no writer's compare-exchange can succeed.
+        // Release: what was done under the write lock is visible to the
+        // readers that get in now (pairs with `read_lock`'s Acquire).
+        let prev = self.state.swap(1, Ordering::Release);
+        assert_eq!(prev, WRITER, "downgrade of a lock not write-locked");
+    }
 }
 
 const FRAME: core::alloc::Layout = match core::alloc::Layout::from_size_align(4096, 4096) {
@@ -216,6 +225,7 @@ impl Platform for Loom {
             let mut h = h.borrow_mut();
             match op {
                 LockOp::AcquireRead | LockOp::AcquireWrite => h.push((class, key, op)),
+                LockOp::Downgrade => crate::platform::downgrade_held(&mut h, class, key),
                 LockOp::Release => {
                     let i = h
                         .iter()

@@ -33,6 +33,10 @@
 //!   Unlock has Release semantics and lock has Acquire semantics (everything
 //!   done under a write lock is visible to the next holder). Writers must not
 //!   starve: once a writer waits, new readers queue behind it. Not recursive.
+//!   `downgrade` turns the caller's write hold into a read hold in one step:
+//!   no writer may get the lock between the two (`Mm::unmap` relies on it:
+//!   what it detached under write stays as it left it while it tears the
+//!   page table down under read).
 //! - **RCU** ([`Rcu`]): classic RCU. `call_rcu(f)` runs `f` only after every
 //!   read-side section that began before the call has ended, with the ending
 //!   of those sections happening-before `f` runs. `read_lock` may nest and
@@ -108,6 +112,12 @@ pub trait RwSemaphore: Send + Sync {
     fn write_lock(&self);
     #[track_caller]
     fn write_unlock(&self);
+    /// Turn the caller's write hold into a read hold (Linux's
+    /// `downgrade_write`), atomically: no writer gets in between, and
+    /// readers waiting at the head of the queue may get in at once. The
+    /// caller then releases with `read_unlock`.
+    #[track_caller]
+    fn downgrade(&self);
 }
 
 /// Which lock an annotation is about (lockdep's "lock class").
@@ -124,7 +134,28 @@ pub enum LockClass {
 pub enum LockOp {
     AcquireRead,
     AcquireWrite,
+    /// A write hold becomes a read hold (the lock stays held).
+    Downgrade,
     Release,
+}
+
+/// The host's and loom's annotation bookkeeping for [`LockOp::Downgrade`]:
+/// turn the thread's write hold of `key` in `held` into a read hold.
+#[cfg(any(loom, not(target_os = "none")))]
+pub(crate) fn downgrade_held(
+    held: &mut [(LockClass, usize, LockOp)],
+    class: LockClass,
+    key: usize,
+) {
+    let e = held
+        .iter_mut()
+        .rev()
+        .find(|(c, k, _)| *c == class && *k == key)
+        .unwrap_or_else(|| {
+            panic!("downgrade of {class:?} {key:#x}, which this thread does not hold")
+        });
+    assert_eq!(e.2, LockOp::AcquireWrite, "downgrade of a read hold");
+    e.2 = LockOp::AcquireRead;
 }
 
 /// Everything `mm` needs from the machine. `Platform: Rcu` so the same type

@@ -354,6 +354,36 @@ pub fn release(lock: usize, site: &'static Location<'static>) {
     });
 }
 
+/// A write hold of `lock` becomes a read hold (a reader/writer lock's
+/// downgrade): the lock stays in the list, in its place, as a read. Order
+/// is unchanged (reads order like writes); an unheld lock is reported as an
+/// unheld release would be.
+pub fn downgrade(lock: usize, site: &'static Location<'static>) {
+    if !ENABLED {
+        return;
+    }
+    enter(|_| {
+        let found = with_held(|h| {
+            match h.list[..h.n]
+                .iter_mut()
+                .rev()
+                .flatten()
+                .find(|e| e.lock == lock)
+            {
+                Some(e) => {
+                    e.read = true;
+                    true
+                }
+                None => h.n == MAX_HELD_LOCKS, // the list overflowed: cannot tell
+            }
+        });
+        if found == Some(false) {
+            UNHELD_RELEASE_REPORTS.fetch_add(1, Ordering::Relaxed);
+            with_held(|h| report::unheld_release(h, lock, site));
+        }
+    });
+}
+
 /// Called on every return to user mode: the task must hold no lock.
 pub fn check_user_return() {
     if !ENABLED {

@@ -162,8 +162,22 @@ impl RwSem {
         self.grant(&mut s);
     }
 
+    /// Turn the caller's write hold into a read hold (Linux's
+    /// `downgrade_write`). One step under `state`: a queued writer never
+    /// sees the semaphore free, and the readers at the head of the queue
+    /// (up to the first writer, as `grant` goes) get in with us at once.
+    #[track_caller]
+    pub fn downgrade(&self) {
+        lockdep::downgrade(self.id(), Location::caller());
+        let mut s = self.state.lock_irqsave();
+        assert!(s.writer, "downgrade of an rwsem not write-locked");
+        s.writer = false;
+        s.readers = 1;
+        self.grant(&mut s);
+    }
+
     /// Hand the semaphore to the head of the queue (called when it is free,
-    /// with `state` held) and wake those granted. Waking under `state` keeps
+    /// or held by readers only after a downgrade, with `state` held) and wake those granted. Waking under `state` keeps
     /// the grant and the wakeup in one step (the scheduler's run-queue locks
     /// nest inside; nothing takes a semaphore's state under them).
     fn grant(&self, s: &mut State) {

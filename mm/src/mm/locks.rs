@@ -61,6 +61,29 @@ impl<P: Platform> Drop for MmapWriteGuard<'_, P> {
     }
 }
 
+impl<'a, P: Platform> MmapWriteGuard<'a, P> {
+    /// Turn the write lock into a read lock without letting any writer in
+    /// between (Linux's `mmap_write_downgrade`). As `mmap_write_unlock`
+    /// does, it first bumps `lock_seq`, ending every VMA write lock taken
+    /// under the write lock: the VMAs left in the tree are readable again,
+    /// and faults in them proceed. Nothing can be detached, attached or
+    /// edited until the read lock is dropped (that needs the write lock), so
+    /// the tree stays exactly as the write holder left it.
+    pub fn downgrade(self) -> MmapReadGuard<'a, P> {
+        let mm = self.mm;
+        // Our drop would release the write lock; the hold moves on instead.
+        core::mem::forget(self);
+        mm.lock_seq.write_end();
+        P::lock_event(
+            LockClass::MmapLock,
+            mm as *const Mm<P> as usize,
+            LockOp::Downgrade,
+        );
+        mm.mmap_lock.downgrade();
+        MmapReadGuard { mm }
+    }
+}
+
 /// The `mmap_lock` held for read.
 pub struct MmapReadGuard<'a, P: Platform> {
     mm: &'a Mm<P>,
