@@ -135,7 +135,7 @@ pub fn handle_fault<P: Platform>(
             CoreOrdering::Acquire,
         ) {
             Ok(_) => {
-                mm.rss.fetch_add(1, CoreOrdering::Relaxed);
+                mm.rss_add(1);
                 return FaultOutcome::Done;
             }
             Err(now) => {

@@ -41,6 +41,7 @@ pub mod lookup;
 pub mod loom_platform;
 pub mod mm;
 pub mod page_table;
+pub mod percpu_counter;
 pub mod phases;
 pub mod platform;
 pub mod range_tree;

@@ -8,11 +8,15 @@
 //! Faults in *different* VMAs run at the same time under per-VMA read locks
 //! and may share upper-level tables. So a missing table is installed with a
 //! compare-exchange on the empty entry (the loser frees its frame), and so is
-//! a leaf. Everything that removes entries (unmap, protect, freeing tables)
-//! runs under the mmap write lock with the affected VMAs write-locked, so no
-//! fault walks into what it removes; a table is freed only when no VMA covers
-//! any of its range, so no fault in another VMA can be walking through it.
-//! Frames and tables are freed only after the TLB shootdown.
+//! a leaf. Everything that removes entries holds the `mmap_lock` and keeps
+//! faults out of what it removes: protect rewrites leaves under the write
+//! lock with the affected VMAs write-locked; unmap clears leaves and frees
+//! tables under the read lock (downgraded from write) once the range's VMAs
+//! are detached, so no fault can find a VMA there and nobody can map it
+//! again before the read lock is dropped (`Mm::teardown` says why in
+//! full). A table is freed only when no VMA covers any of its range, so no
+//! fault in another VMA can be walking through it. Frames and tables are
+//! freed only after the TLB shootdown.
 //!
 //! # Why the entries are hand-written
 //! The `x86_64` crate's `PageTable` and `PageTableEntry` are plain `u64`s
@@ -175,7 +179,8 @@ impl<P: Platform> PageTable<P> {
         Some(entry::<P>(table, index(va, 1)))
     }
 
-    /// Clear the leaves of `range` (mmap write lock held, VMAs write-locked).
+    /// Clear the leaves of `range` (mmap lock held, no VMA covering `range`
+    /// any more, and none can be added: see `Mm::teardown`).
     pub fn clear(&self, range: Range<u64>, out: &mut Unhooked) {
         let mut any = false;
         self.for_each_leaf(range.clone(), &mut |e, _va| {
@@ -266,8 +271,9 @@ fn entry<'a, P: Platform>(table: u64, idx: usize) -> &'a AtomicU64 {
     debug_assert!(idx < ENTRIES);
     // SAFETY: `table` is a page-table frame of this address space, alive
     // while it is reachable (tables are freed only after being unhooked under
-    // the mmap write lock and a TLB shootdown); `frame_ptr` maps its 4096
-    // bytes, 8-aligned; every access to entries is atomic.
+    // the mmap lock, once no VMA covers them, and after a TLB shootdown);
+    // `frame_ptr` maps its 4096 bytes, 8-aligned; every access to entries
+    // is atomic.
     unsafe { AtomicU64::from_ptr(P::frame_ptr(table).cast::<u64>().add(idx)) }
 }
 

@@ -11,6 +11,7 @@ use core::sync::atomic::{AtomicBool as CoreAtomicBool, AtomicU64 as CoreAtomicU6
 use super::{Mm, MmError, USER_END, USER_START};
 use crate::counters::FaultCounters;
 use crate::page_table::PageTable;
+use crate::percpu_counter::PerCpuCounter;
 use crate::platform::{Platform, RwSemaphore, WaitSlot};
 use crate::range_tree::RangeTree;
 use crate::seqcount::MmLockSeq;
@@ -49,7 +50,7 @@ impl<P: Platform> Mm<P> {
             counters: FaultCounters::new(),
             cache,
             page_table,
-            rss: CoreAtomicU64::new(0),
+            rss: PerCpuCounter::new(),
             pt_pages: CoreAtomicU64::new(0),
             per_vma_lock: CoreAtomicBool::new(true),
             frame_limit: CoreAtomicU64::new(u64::MAX),

@@ -49,6 +49,7 @@ use core::sync::atomic::{AtomicBool as CoreAtomicBool, AtomicU64 as CoreAtomicU6
 
 use crate::counters::FaultCounters;
 use crate::page_table::PageTable;
+use crate::percpu_counter::PerCpuCounter;
 use crate::platform::Platform;
 use crate::range_tree::RangeTree;
 use crate::seqcount::MmLockSeq;
@@ -133,16 +134,26 @@ pub struct Mm<P: Platform> {
     pub counters: FaultCounters,
     pub(crate) cache: Arc<VmaCache<P>>,
     pub(crate) page_table: PageTable<P>,
-    /// Data frames mapped (resident pages), and page-table pages below the
-    /// root. Statistics for tests: Relaxed.
-    pub(crate) rss: CoreAtomicU64,
+    /// Data frames mapped (resident pages): every fault adds one, so it is
+    /// split per CPU (a shared atomic's cache line moved between the
+    /// faulting CPUs on every fault). Read by summing: see `Mm::rss`.
+    pub(crate) rss: PerCpuCounter,
+    /// Page-table pages below the root (changed a few times per table, not
+    /// per fault). Statistics for tests: Relaxed.
     pub(crate) pt_pages: CoreAtomicU64,
     /// Whether faults may use the per-VMA lock (else always `mmap_lock`).
     per_vma_lock: CoreAtomicBool,
     /// The most resident data pages (`rss`) the address space may have; a
-    /// fault that would need one more fails with `OutOfMemory`. Relaxed:
-    /// a setting read on its own; concurrent faults may overshoot it by at
-    /// most one page each.
+    /// fault that would need one more fails with `OutOfMemory`. Relaxed: a
+    /// setting read on its own. A soft limit: a fault compares the summed
+    /// `rss` with it, and that sum counts every page installed before the
+    /// fault's sum began; it misses only pages installed or freed while it
+    /// is summing. So faults that pass the check together each add a page
+    /// the others did not see (the same overshoot of one page per
+    /// concurrent fault as with one shared counter), and a fault racing an
+    /// unmap on another CPU may see the unmap's pages gone before their
+    /// faults counted in (at most as many more as that unmap frees during
+    /// the sum). With no limit set (`u64::MAX`) faults do not sum at all.
     frame_limit: CoreAtomicU64,
 }
 

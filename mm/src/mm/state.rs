@@ -46,14 +46,22 @@ impl<P: Platform> Mm<P> {
         self.frame_limit.store(frames, CoreOrdering::Relaxed);
     }
 
-    /// Whether a fault may take one more data page.
+    /// Whether a fault may take one more data page (the bound it gives is
+    /// at `frame_limit`). Without a limit it reads nothing shared.
     pub(crate) fn may_take_frame(&self) -> bool {
-        self.rss() < self.frame_limit.load(CoreOrdering::Relaxed)
+        let limit = self.frame_limit.load(CoreOrdering::Relaxed);
+        limit == u64::MAX || self.rss() < limit
     }
 
-    /// Resident data pages.
+    /// Resident data pages: the sum of the per-CPU shares, exact once no
+    /// fault or unmap of this address space is running.
     pub fn rss(&self) -> u64 {
-        self.rss.load(CoreOrdering::Relaxed)
+        self.rss.sum()
+    }
+
+    /// Count `pages` data pages in (or out, if negative) on this CPU.
+    pub(crate) fn rss_add(&self, pages: i64) {
+        self.rss.add(P::cpu_id(), pages);
     }
 
     /// Page-table pages below the root.

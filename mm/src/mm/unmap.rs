@@ -5,7 +5,7 @@ use core::ops::Range;
 use core::sync::atomic::Ordering as CoreOrdering;
 
 use super::edit::NewVma;
-use super::{Mm, MmError, MmapLocked, MmapWriteGuard, check_range};
+use super::{Mm, MmError, MmapLocked, MmapReadGuard, MmapWriteGuard, check_range};
 use crate::page_table::Unhooked;
 use crate::phases::{Phase, Timer};
 use crate::platform::Platform;
@@ -13,6 +13,11 @@ use crate::vma::Vma;
 
 impl<P: Platform> Mm<P> {
     /// Unmap `[addr, addr + len)`; VMAs that straddle an edge are split.
+    ///
+    /// The tree is edited under the write lock, which is then downgraded to
+    /// read for the page-table teardown, the shootdown and the freeing (as
+    /// Linux's `vms_complete_munmap_vmas`): meanwhile faults in other VMAs,
+    /// and their fallbacks that take the read lock, go on.
     pub fn unmap(&self, addr: u64, len: u64) -> Result<(), MmError> {
         let _t = Timer::<P>::start(Phase::UnmapTotal);
         check_range(addr, len)?;
@@ -27,26 +32,56 @@ impl<P: Platform> Mm<P> {
         {
             self.room_for(1)?;
         }
-        self.unmap_found(&w, range, &old);
+        self.remove_vmas(&w, range.clone(), &old);
+        drop(old);
+        race_point!(UnmapTreeEdited, mm = self, addr = range.start);
+        let r = self.downgrade_for_teardown(w);
+        self.teardown(&r, range);
         Ok(())
     }
 
-    /// Unmap under the write lock: split, detach, clear the page table, shoot
-    /// down the TLB, then free frames and unused page-table pages.
-    pub(super) fn unmap_locked(&self, w: &MmapWriteGuard<'_, P>, range: Range<u64>) {
-        let old = w.overlapping(range.clone());
-        self.unmap_found(w, range, &old);
+    /// The write lock `w` turned into a read lock (a phase of its own: it
+    /// also ends the VMA write locks, as an unlock does).
+    fn downgrade_for_teardown<'a>(&self, w: MmapWriteGuard<'a, P>) -> MmapReadGuard<'a, P> {
+        let _t = Timer::<P>::start(Phase::WriteUnlock);
+        w.downgrade()
     }
 
-    /// `unmap_locked`, given the VMAs overlapping `range` (found under `w`).
-    fn unmap_found(
-        &self,
-        w: &MmapWriteGuard<'_, P>,
-        range: Range<u64>,
-        old: &[(Range<u64>, &Vma<P>)],
-    ) {
-        self.remove_vmas(w, range.clone(), old);
+    /// Unmap under the write lock, all of it (a fixed `map` that replaces
+    /// what it overlaps, and exit): split, detach, then tear down.
+    pub(super) fn unmap_locked(&self, w: &MmapWriteGuard<'_, P>, range: Range<u64>) {
+        let old = w.overlapping(range.clone());
+        self.remove_vmas(w, range.clone(), &old);
         race_point!(UnmapTreeEdited, mm = self, addr = range.start);
+        self.teardown(w, range);
+    }
+
+    /// Clear the page table over `range`, unhook the tables no VMA needs any
+    /// more, shoot down the TLB, then free the frames and tables. The VMAs
+    /// of `range` are out of the tree already.
+    ///
+    /// Under either guard of the `mmap_lock` (`held`); under the read lock
+    /// (after `unmap`'s downgrade) nothing can put a page or a table into
+    /// `range` behind our back, or take one out from under us:
+    /// - a new mapping over `range` (`map`, fixed or not), a `protect` or
+    ///   another `unmap` needs the write lock, which no one gets until we
+    ///   drop the read lock: so `range` stays uncovered by any VMA, and
+    ///   only one teardown runs at a time;
+    /// - a fault installs entries only inside a VMA it holds (per-VMA read
+    ///   lock, or found in the tree under the `mmap_lock`): the VMAs of
+    ///   `range` were write-locked and detached under the write lock, so a
+    ///   fault that looks now finds no VMA there (or a detached one, which
+    ///   `vma_start_read` refuses) and fails without touching the table;
+    /// - faults in other VMAs, even ones sharing a table with `range`, touch
+    ///   only leaves outside it, and `free_tables` frees only tables whose
+    ///   whole span no VMA covers (`is_covered`, reading the tree, which
+    ///   cannot change under a read lock), so no such fault walks through a
+    ///   table we free.
+    fn teardown(&self, held: &impl MmapLocked<P>, range: Range<u64>) {
+        debug_assert!(
+            core::ptr::eq(held.mm(), self),
+            "teardown under another mm's lock"
+        );
         let mut out = Unhooked::default();
         {
             let _t = Timer::<P>::start(Phase::PtClear);
@@ -98,8 +133,7 @@ impl<P: Platform> Mm<P> {
 
     /// Give back frames and page-table pages unhooked (and shot down).
     fn free_unhooked(&self, out: Unhooked) {
-        self.rss
-            .fetch_sub(out.pages.len() as u64, CoreOrdering::Relaxed);
+        self.rss_add(-(out.pages.len() as i64));
         self.pt_pages
             .fetch_sub(out.tables.len() as u64, CoreOrdering::Relaxed);
         P::free_frames(&out.pages);
