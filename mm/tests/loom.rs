@@ -435,6 +435,97 @@ fn loom_attach_publishes_reused_vma() {
     });
 }
 
+/// `MmapWriteGuard::downgrade` turns the write lock into a read lock with
+/// no writer in between: a writer that wants the lock meanwhile gets it only
+/// after the read lock is dropped. `lock_seq` tells: each write lock moves
+/// it on by two, so a writer that slipped in would show. (Checked: with a
+/// downgrade that releases the write lock and then takes the read lock,
+/// this model fails.)
+#[test]
+fn loom_downgrade_keeps_writers_out() {
+    model(|| {
+        let cache = Arc::new(VmaCache::new());
+        let mm = Arc::new(Mm::<Loom>::new(cache).unwrap());
+        let writer = {
+            let mm = mm.clone();
+            thread::spawn(move || {
+                drop(mm.write_lock());
+                assert_eq!(Loom::held_locks(), 0);
+            })
+        };
+        let w = mm.write_lock();
+        let downgraded = mm.lock_seq() + 1;
+        let r = w.downgrade();
+        assert_eq!(
+            mm.lock_seq(),
+            downgraded,
+            "a writer got in at the downgrade"
+        );
+        thread::yield_now();
+        assert_eq!(
+            mm.lock_seq(),
+            downgraded,
+            "a writer got in under the read lock"
+        );
+        drop(r);
+        writer.join().unwrap();
+        assert_eq!(mm.lock_seq() % 2, 0, "the writer's lock was not released");
+        drop(mm);
+        finish();
+    });
+}
+
+/// `unmap` downgrades to read after detaching the VMA and tears the page
+/// table down under the read lock. A fixed `map` of the same range (and a
+/// fault in it) by another thread must come wholly before the unmap's tree
+/// edit or wholly after its teardown: a page installed in between would be
+/// cleared and freed by the teardown under a VMA that is still mapped.
+/// (Checked: with a downgrade that releases and re-takes the lock, the map
+/// and the fault get in between and this model fails.)
+#[test]
+fn loom_unmap_teardown_vs_map_same_range() {
+    // One preemption is enough (the unmap stopped inside its downgrade
+    // while the other thread runs to the end); more makes the model take
+    // minutes (two tree edits and a fault).
+    model_with(1, || {
+        let cache = Arc::new(VmaCache::new());
+        let (mm, _) = setup(&cache, 0);
+        let mm = Arc::new(mm);
+        let mapper = {
+            let mm = mm.clone();
+            thread::spawn(move || {
+                assert_eq!(mm.map(MapAt::Fixed(X), PAGE, Prot::RW.bits()), Ok(X));
+                let r = mm.read_lock();
+                // None if the unmap came after the map.
+                let faulted = r.find(X).map(|(_, vma)| {
+                    assert_eq!(
+                        handle_fault(&mm, vma, X, Access::Write, Held::MmapLock),
+                        FaultOutcome::Done
+                    );
+                });
+                drop(r);
+                assert_eq!(Loom::held_locks(), 0);
+                faulted.is_some()
+            })
+        };
+        mm.unmap(X, PAGE).unwrap();
+        let faulted = mapper.join().unwrap();
+        let mapped = mm.find(X).is_some();
+        if mapped && faulted {
+            assert_eq!(
+                mm.census().0,
+                1,
+                "the teardown cleared the new mapping's page"
+            );
+        }
+        assert_eq!(mm.rss(), mm.census().0, "rss against the present leaves");
+        mm.check_invariants();
+        drop(mm);
+        assert_eq!(cache.in_use(), 0);
+        finish();
+    });
+}
+
 #[allow(dead_code)]
 /// TLB shootdown against a CPU joining the address space, the
 /// store-buffering pattern of `Mm::note_cpu` and `Mm::cpus_to_flush`. The

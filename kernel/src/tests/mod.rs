@@ -7,6 +7,7 @@ mod heap_growth;
 mod lockdep;
 mod locks;
 mod memory;
+mod munmap_downgrade;
 mod percpu_fpu;
 mod rcu;
 mod replay;
