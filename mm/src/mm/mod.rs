@@ -14,6 +14,9 @@
 //! - `mmap_lock` (a sleeping reader/writer semaphore) serializes every change.
 //!   [`Mm::write_lock`] also makes `lock_seq` odd; dropping the guard makes it
 //!   even again, which ends every VMA write lock taken meanwhile.
+//!   `unmap` downgrades it to read once the tree is edited
+//!   ([`MmapWriteGuard::downgrade`], which ends the VMA write locks too) and
+//!   tears the page table down under read (`unmap.rs` says why that is safe).
 //! - Each VMA has its own reference-count lock (`vma_lock.rs`), which lets a
 //!   page fault work on one VMA while the `mmap_lock` is held for write by
 //!   someone changing *another* part of the address space.
