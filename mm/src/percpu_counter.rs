@@ -18,9 +18,9 @@
 //! Statistics and a soft limit, not synchronisation: Relaxed, and `core`
 //! atomics even under loom (as `counters.rs`).
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicI64, Ordering};
-
-const MAX_CPUS: usize = 64;
 
 /// One CPU's share, alone in its cache line.
 #[repr(align(64))]
@@ -28,20 +28,24 @@ struct Slot(AtomicI64);
 
 /// A count kept as one signed share per CPU.
 pub struct PerCpuCounter {
-    cpus: [Slot; MAX_CPUS],
+    /// One share per CPU the machine has (a cache line each: 64 bytes per
+    /// CPU, not per possible CPU, since every address space has one).
+    cpus: Box<[Slot]>,
 }
 
 impl PerCpuCounter {
-    /// A counter at 0.
-    pub fn new() -> Self {
+    /// A counter at 0 with a share for each of `cpus` CPUs (at least one).
+    /// A CPU id beyond them shares a slot (`cpu % cpus`): still exact.
+    pub fn new(cpus: usize) -> Self {
+        let cpus: Vec<Slot> = (0..cpus.max(1)).map(|_| Slot(AtomicI64::new(0))).collect();
         PerCpuCounter {
-            cpus: core::array::from_fn(|_| Slot(AtomicI64::new(0))),
+            cpus: cpus.into_boxed_slice(),
         }
     }
 
     /// Add `delta` (may be negative) to `cpu`'s share.
     pub fn add(&self, cpu: usize, delta: i64) {
-        self.cpus[cpu % MAX_CPUS]
+        self.cpus[cpu % self.cpus.len()]
             .0
             .fetch_add(delta, Ordering::Relaxed);
     }
@@ -54,19 +58,13 @@ impl PerCpuCounter {
     }
 }
 
-impl Default for PerCpuCounter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
     #[test]
     fn sums_shares_that_cross_cpus() {
-        let c = PerCpuCounter::new();
+        let c = PerCpuCounter::new(64);
         c.add(0, 5);
         c.add(63, 2);
         c.add(1, -4); // pages counted in on CPUs 0 and 63, out on CPU 1
@@ -74,5 +72,9 @@ mod tests {
         assert_eq!(c.sum(), 4);
         c.add(1, -4);
         assert_eq!(c.sum(), 0);
+        let small = PerCpuCounter::new(2);
+        small.add(5, 3); // beyond the shares: CPU 1's
+        small.add(0, -1);
+        assert_eq!(small.sum(), 2);
     }
 }

@@ -50,7 +50,7 @@ impl<P: Platform> Mm<P> {
             counters: FaultCounters::new(),
             cache,
             page_table,
-            rss: PerCpuCounter::new(),
+            rss: PerCpuCounter::new(P::cpu_count()),
             pt_pages: CoreAtomicU64::new(0),
             per_vma_lock: CoreAtomicBool::new(true),
             frame_limit: CoreAtomicU64::new(u64::MAX),
