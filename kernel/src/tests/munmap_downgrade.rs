@@ -4,13 +4,15 @@
 //! summed `rss` stays exact when faults and the unmap run on different CPUs.
 //!
 //! Kernel tasks pinned to CPUs drive the real `mm` code on address spaces
-//! made for the test (as the replays in `replay.rs` do).
+//! made for the test (as the replays in `replay.rs` do). The first test is
+//! the semaphore's own: what `downgrade` lets in and what it keeps out.
 #![cfg(feature = "race-inject")]
 
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use mm::fault::{Access, FaultOutcome, handle_user_fault};
 use mm::mm::{MapAt, Mm, MmRef};
@@ -21,12 +23,85 @@ use crate::arch::percpu;
 use crate::mm_platform::Kernel;
 use crate::race::{Point, Session, at};
 use crate::sched;
-use crate::sync::SpinLock;
-use crate::{kassert, kassert_eq, ktest, race};
+use crate::sync::{RwSem, SpinLock};
+use crate::{kassert, kassert_eq, ktest, lockdep, race, time};
 
 use super::replay::{NEEDS_TWO, PAGE, READER, READER_CPU, X, Y, join, spawn_writer};
 
-/// Pages the unmap in the first test tears down (a few page tables' worth
+/// Sleep until `cond` holds; an error naming `what` after a few seconds.
+fn wait_for(what: &str, cond: impl Fn() -> bool) -> Result<(), String> {
+    let deadline = time::uptime_ns() + 10_000_000_000;
+    while !cond() {
+        if time::uptime_ns() > deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        sched::sleep_ns(100_000);
+    }
+    Ok(())
+}
+
+/// A task that takes `sem` (for write if `write`), sets `done`, and lets go.
+fn locker(sem: &Arc<RwSem>, write: bool, done: &Arc<AtomicBool>) -> Arc<sched::Task> {
+    let (sem, done) = (sem.clone(), done.clone());
+    sched::spawn("downgrade-locker", None, move || {
+        if write {
+            sem.write_lock();
+        } else {
+            sem.read_lock();
+        }
+        // Relaxed: the test reads it only as "has it run yet".
+        done.store(true, Ordering::Relaxed);
+        if write {
+            sem.write_unlock();
+        } else {
+            sem.read_unlock();
+        }
+    })
+}
+
+// We hold the semaphore for write; a reader queues, then a writer behind
+// it. The downgrade must let the reader in at once (we hold it for read
+// together) and keep the writer out until we let go of our read hold. A
+// downgrade that unlocked and then read-locked would queue us behind the
+// writer, which would run first.
+ktest!(
+    fn rwsem_downgrade_admits_readers_not_writers() {
+        let sem = Arc::new(RwSem::new());
+        let (read_done, write_done) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let reports = lockdep::total_reports();
+        sem.write_lock();
+        let r = locker(&sem, false, &read_done);
+        wait_for("the reader to queue", || sem.waiters() == 1)?;
+        let w = locker(&sem, true, &write_done);
+        wait_for("the writer to queue", || sem.waiters() == 2)?;
+        sem.downgrade();
+        let got_in = wait_for("the reader to get in", || read_done.load(Ordering::Relaxed));
+        let writer_ran = write_done.load(Ordering::Relaxed);
+        let held = sem.holders();
+        sem.read_unlock();
+        join(&r)?;
+        join(&w)?;
+        got_in?;
+        kassert!(
+            !writer_ran,
+            "a writer got in between the downgrade and our read unlock"
+        );
+        kassert!(!held.1 && held.0 >= 1, "held after the downgrade: {held:?}");
+        kassert!(write_done.load(Ordering::Relaxed), "the writer never ran");
+        kassert_eq!(sem.holders(), (0, false));
+        kassert_eq!(
+            lockdep::total_reports(),
+            reports,
+            "lockdep reported the downgrade"
+        );
+        Ok(())
+    }
+);
+
+/// Pages the unmap in the second test tears down (a few page tables' worth
 /// of leaves would be as good; one table is enough to have work to do).
 const UNMAP_PAGES: u64 = 16;
 
@@ -65,6 +140,7 @@ ktest!(
         for i in 0..UNMAP_PAGES {
             fault(&mm, X + i * PAGE)?;
         }
+        let reports = lockdep::total_reports();
         let s = Session::begin()?;
         let inside = at(Point::FaultLeafFound).mm(&*mm).addr(Y).task(READER);
         let cleared = s.stop(at(Point::UnmapPtCleared).mm(&*mm).addr(X), inside);
@@ -100,6 +176,11 @@ ktest!(
         kassert_eq!(mm.rss(), 1, "Y's page alone is resident");
         kassert_eq!(mm.census().0, 1, "Y's leaf alone is present");
         mm.check_invariants();
+        kassert_eq!(
+            lockdep::total_reports(),
+            reports,
+            "lockdep reported the unmap"
+        );
         Ok(())
     }
 );
