@@ -43,12 +43,6 @@ impl Prot {
 pub(crate) const POISON: u64 = 0x6b6b_6b6b_6b6b_6b6b;
 
 /// A VMA. Lives in the VMA cache; handed around as `&Vma` or [`VmaPtr`].
-///
-/// A cache line of its own (Linux's VMA cache is `SLAB_HWCACHE_ALIGN`):
-/// every fault increments and decrements `refcnt`, and two VMAs sharing a
-/// line (the heap packs 40-byte objects) would make faults in *different*
-/// VMAs on different CPUs write one line.
-#[repr(align(64))]
 pub struct Vma<P: Platform> {
     /// The reference-count lock (see `vma_lock.rs`): 0 detached, 1 attached,
     /// 1 + n with n readers, + `LOCK_OFFSET` while a writer waits.
