@@ -9,6 +9,7 @@ mod locks;
 mod memory;
 mod percpu_fpu;
 mod rcu;
+mod rcu_percpu;
 mod replay;
 mod replay_more;
 mod rwsem_fair;
