@@ -90,8 +90,12 @@ ktest!(
         // even when a grace period was already under way when it was queued
         // (that one may have had the reader's CPU's quiescent state before
         // the reader began). A task on CPU 0 keeps grace periods going so
-        // that one usually is.
-        const ROUNDS: usize = 50;
+        // that one usually is; it and the queuer sleep rather than spin, so
+        // that CPU 0 idles and the grace-period task, woken, goes there
+        // rather than behind the reader. The reader stays inside for 30 ms,
+        // three ticks: the grace-period task polls at ticks, so a grace
+        // period under way when the callback was queued has time to end.
+        const ROUNDS: usize = 30;
         if percpu::online_count() < 2 {
             return Ok(());
         }
@@ -102,7 +106,7 @@ ktest!(
             sched::spawn("gp-pump", Some(0), move || {
                 while !stop.load(Ordering::Relaxed) {
                     rcu::call_rcu(Box::new(|| {}));
-                    sched::yield_now();
+                    sched::sleep_ns(1_000_000);
                 }
             })
         };
@@ -119,7 +123,7 @@ ktest!(
                     let g = rcu::read_lock();
                     inside.store(true, Ordering::SeqCst);
                     let t0 = time::uptime_ns();
-                    while time::uptime_ns() < t0 + 5_000_000 {
+                    while time::uptime_ns() < t0 + 30_000_000 {
                         if ran.load(Ordering::SeqCst) {
                             seen.store(true, Ordering::SeqCst);
                             break;
@@ -133,7 +137,7 @@ ktest!(
                 let (inside, ran) = (inside.clone(), ran.clone());
                 sched::spawn("queuer", Some(0), move || {
                     while !inside.load(Ordering::SeqCst) {
-                        sched::yield_now();
+                        sched::sleep_ns(100_000);
                     }
                     rcu::call_rcu(Box::new(move || ran.store(true, Ordering::SeqCst)));
                 })
