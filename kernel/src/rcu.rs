@@ -21,15 +21,23 @@
 //! then hogs its CPU still gets a grace period started).
 //!
 //! Callbacks stay on the CPU that queued them, as in Linux: `call_rcu`
-//! appends to this CPU's list, and that CPU's own callback task (`rcu_cb/N`,
-//! pinned there) runs them once their grace period is over, in the order
-//! they were queued. So a CPU that retires a lot of memory also pays for
-//! freeing it, rather than whichever CPU the grace-period task ran on. A
-//! pinned task, not the tick or the return to user mode, because callbacks
-//! take locks and free memory: they need process context, and a CPU that
-//! never returns to user mode (a kernel test, an idle CPU) must still run
-//! its callbacks. The grace-period task wakes a CPU's callback task when it
-//! completes a grace period that CPU's oldest callbacks wait for.
+//! appends to this CPU's list, and only that CPU runs them, once their
+//! grace period is over, in the order they were queued, in batches of at
+//! most `BATCH` with preemption off (so two runners on one CPU cannot
+//! interleave, and a runner cannot move to another CPU mid-batch). So a CPU
+//! that retires a lot of memory also pays for freeing it, rather than
+//! whichever CPU the grace-period task ran on. Who runs them, in process
+//! context (callbacks take locks and free memory; never from an interrupt):
+//!
+//! - a thread about to return to user mode from a system call
+//!   (`run_callbacks_before_user_return`), one batch: Linux's softirq on
+//!   the way out. A CPU running a program that unmaps a lot does most of
+//!   its freeing here, with no task switch;
+//! - else the CPU's callback task (`rcu_cb/N`, pinned there), for CPUs that
+//!   do not return to user mode (kernel tasks, idle). The grace-period task
+//!   wakes it when it completes a grace period if that CPU is idle or its
+//!   own (then nobody is preempted); otherwise the CPU's tick wakes it if
+//!   callbacks were ready at two ticks in a row.
 //!
 //! Memory ordering: the QS stores and the loads that check them are SeqCst;
 //! a reader's accesses precede its CPU's next QS store in program order, so
@@ -61,7 +69,7 @@ struct Segment {
 
 /// One CPU's callbacks, oldest first, in segments by the grace period they
 /// wait for (Linux's `rcu_segcblist`). Targets grow along the list: each is
-/// taken under the list's lock with interrupts off (see `call_rcu`), and
+/// taken under the list's lock with interrupts off (see `enqueue`), and
 /// `GP_STARTED` never goes back. So the ready callbacks are a prefix of
 /// whole segments.
 struct CallbackList {
@@ -96,15 +104,20 @@ impl CallbackList {
         self.segments.front().is_some_and(|s| s.target <= completed)
     }
 
-    /// Remove the callbacks whose grace period is over, oldest first.
-    fn take_ready(&mut self, completed: u64) -> Vec<Callback> {
+    fn oldest_target(&self) -> u64 {
+        self.segments.front().map_or(u64::MAX, |s| s.target)
+    }
+
+    /// Remove up to `max` of the callbacks whose grace period is over,
+    /// oldest first.
+    fn take_ready(&mut self, completed: u64, max: usize) -> Vec<Callback> {
         let mut ready = Vec::new();
-        while self.has_ready(completed) {
-            let seg = self.segments.pop_front().expect("has_ready saw it");
-            if ready.is_empty() {
-                ready = seg.callbacks;
-            } else {
-                ready.extend(seg.callbacks);
+        while ready.len() < max && self.has_ready(completed) {
+            let seg = self.segments.front_mut().expect("has_ready saw it");
+            let n = seg.callbacks.len().min(max - ready.len());
+            ready.extend(seg.callbacks.drain(..n));
+            if seg.callbacks.is_empty() {
+                self.segments.pop_front();
             }
         }
         ready
@@ -120,6 +133,12 @@ struct CpuState {
     nesting: AtomicUsize,
     /// Callbacks queued on this CPU, by the grace period they wait for.
     callbacks: SpinLock<CallbackList>,
+    /// Target of the first segment of `callbacks` (`u64::MAX`: empty), so
+    /// that the system-call return path and the tick can tell without the
+    /// lock whether anything is ready. Written under the lock.
+    oldest_target: AtomicU64,
+    /// Ready callbacks were waiting at this CPU's latest tick.
+    ready_at_tick: AtomicBool,
     /// This CPU's callback task sleeps here until its oldest callbacks are
     /// ready.
     callbacks_ready: WaitQueue,
@@ -136,6 +155,8 @@ static CPUS: [CpuState; MAX_CPUS] = [const {
         idle: AtomicBool::new(false),
         nesting: AtomicUsize::new(0),
         callbacks: SpinLock::new(CallbackList::new()),
+        oldest_target: AtomicU64::new(u64::MAX),
+        ready_at_tick: AtomicBool::new(false),
         callbacks_ready: WaitQueue::new(),
         idle_passes: AtomicU64::new(0),
         last_tick_ns: AtomicU64::new(0),
@@ -300,6 +321,7 @@ pub fn note_tick(from_user: bool) {
         report_qs();
     }
     maybe_start_gp();
+    tick_callbacks();
     check_stall();
 }
 
@@ -444,13 +466,20 @@ pub fn call_rcu(callback: Callback) {
 /// cannot slip in between), and the grace period named cannot end before
 /// the callback is on the list, since it needs a quiescent state from the
 /// CPU running this (not idle, interrupts off), which cannot report one
-/// until the lock is let go. So the
-/// grace-period task, which looks at the list after the grace period
-/// ends, always sees the callback and wakes the list's callback task.
+/// until the lock is let go. So whoever looks at the list after that grace
+/// period has ended (the grace-period task, the list's CPU at a tick or on
+/// its way back to user mode) finds the callback ready.
 fn enqueue(cpu: &CpuState, callback: Callback) -> bool {
     let mut list = cpu.callbacks.lock_irqsave();
     let (target, first) = request_gp();
     list.push(target, callback);
+    // Relaxed: a hint. The grace-period task reads it only after it has
+    // seen the quiescent state (SeqCst) or idle flag that the CPU running
+    // this stores after it in program order; a reader that still sees an
+    // old value only leaves the callbacks to the list's CPU's next tick,
+    // which looks again.
+    cpu.oldest_target
+        .store(list.oldest_target(), Ordering::Relaxed);
     first
 }
 
@@ -487,12 +516,30 @@ pub fn rcu_barrier() {
     BARRIER_DONE.wait_until(|| left.load(Ordering::SeqCst) == 0);
 }
 
-/// Run the callbacks on `cpu`'s list whose grace period is over.
-fn run_ready_callbacks(cpu: &CpuState) -> usize {
-    let ready = cpu
-        .callbacks
-        .lock_irqsave()
-        .take_ready(GP_COMPLETED.load(Ordering::SeqCst));
+/// Most callbacks one runner takes at a time, with preemption off: bounds
+/// the delay to a system call's return and to preemption.
+const BATCH: usize = 32;
+
+/// Run up to `BATCH` of this CPU's ready callbacks; returns how many ran.
+/// Preemption is off throughout, so they run on this CPU (whose list it is)
+/// and no other runner on this CPU can start a later batch before this one
+/// ends (callbacks run strictly in the order queued: `rcu_barrier` relies
+/// on it). Callbacks must therefore not sleep, as in Linux (where they run
+/// in softirq); lockdep reports one that does.
+fn run_ready_batch() -> usize {
+    let _stay = preempt::guard();
+    let s = this();
+    let ready = {
+        let mut list = s.callbacks.lock_irqsave();
+        let ready = list.take_ready(GP_COMPLETED.load(Ordering::SeqCst), BATCH);
+        // Relaxed: see `enqueue`.
+        s.oldest_target
+            .store(list.oldest_target(), Ordering::Relaxed);
+        ready
+    };
+    if ready.is_empty() {
+        return 0;
+    }
     let _t = PhaseTimer::start(Phase::RcuCallbacks);
     let n = ready.len();
     for cb in ready {
@@ -501,33 +548,63 @@ fn run_ready_callbacks(cpu: &CpuState) -> usize {
     n
 }
 
+/// Whether `cpu`'s oldest callbacks may run (a hint; see `enqueue`).
 fn has_ready_callbacks(cpu: &CpuState) -> bool {
-    cpu.callbacks
-        .lock_irqsave()
-        .has_ready(GP_COMPLETED.load(Ordering::SeqCst))
+    cpu.oldest_target.load(Ordering::Relaxed) <= GP_COMPLETED.load(Ordering::SeqCst)
 }
 
-/// CPU `cpu`'s callback task (pinned there). Preemptible, in process
-/// context, like the grace-period task that used to run every CPU's
-/// callbacks.
+/// A thread is about to return to user mode from a system call: no locks
+/// held, preemptible, interrupts on. Run one batch of this CPU's ready
+/// callbacks here (costs two loads when there are none).
+pub fn run_callbacks_before_user_return() {
+    let ready = {
+        let _stay = preempt::guard();
+        has_ready_callbacks(this())
+    };
+    if ready {
+        run_ready_batch();
+    }
+}
+
+/// CPU `cpu`'s callback task (pinned there), for CPUs that do not return
+/// to user mode often enough. Between batches it may be preempted.
 fn callback_task(cpu: usize) {
     let s = &CPUS[cpu];
     loop {
         s.callbacks_ready.wait_until(|| has_ready_callbacks(s));
-        run_ready_callbacks(s);
+        while run_ready_batch() != 0 {}
     }
 }
 
-/// Grace period `g` has just completed: wake the callback tasks of the CPUs
-/// whose oldest callbacks waited for it (or an earlier one). The task tests
-/// its list again under its wait queue's lock after `GP_COMPLETED` was
-/// stored, so a task that has not gone to sleep yet sees the change itself.
+/// A grace period has just completed: wake the callback tasks of the CPUs
+/// whose oldest callbacks are now ready, if that preempts nobody: the CPU
+/// is idle, or is this one (where this task is about to sleep). A busy CPU
+/// runs them on its way back to user mode, or its tick wakes its task (see
+/// `note_tick`). The task tests its list again under its wait queue's lock
+/// after `GP_COMPLETED` was stored, so one that has not gone to sleep yet
+/// sees the change itself.
 fn wake_callback_tasks() {
-    for c in percpu::online_cpus() {
-        let s = &CPUS[c.cpu_id as usize];
-        if has_ready_callbacks(s) {
+    let me = {
+        let _stay = preempt::guard();
+        percpu::cpu_id()
+    };
+    for c in percpu::online_cpus().map(|c| c.cpu_id as usize) {
+        let s = &CPUS[c];
+        if has_ready_callbacks(s) && (c == me || sched::cpu_idle(c)) {
             s.callbacks_ready.wake_one();
         }
+    }
+}
+
+/// From the tick: callbacks ready at two ticks in a row were not run on the
+/// way back to user mode (this CPU runs kernel tasks, or the program that
+/// queued them moved away), so wake this CPU's callback task.
+fn tick_callbacks() {
+    let s = this();
+    let ready = has_ready_callbacks(s);
+    // Relaxed: only this CPU's tick touches the flag.
+    if s.ready_at_tick.swap(ready, Ordering::Relaxed) && ready {
+        s.callbacks_ready.wake_one();
     }
 }
 
