@@ -15,10 +15,12 @@
 //!
 //! Work that needs a grace period (`call_rcu`, `synchronize_rcu`) names the
 //! one it needs, `target = GP_STARTED + 1`: the next grace period to *begin*,
-//! which begins after the caller's removal of the old data. The `rcu_gp` task
-//! starts grace periods while any target is outstanding and polls for their
-//! end. A timer tick may also start one (so a request made by a reader that
-//! then hogs its CPU still gets a grace period started).
+//! which begins after the caller's removal of the old data. Every timer tick
+//! ends the grace period in progress if no CPU holds it up any more, and
+//! starts the next while any target is outstanding: under steady use grace
+//! periods run back to back from the ticks. The `rcu_gp` task is woken only
+//! by a request made while no grace period is in progress; it starts one
+//! and ends it at once if the other CPUs are idle.
 //!
 //! Callbacks stay on the CPU that queued them, as in Linux: `call_rcu`
 //! appends to this CPU's list, and only that CPU runs them, once their
@@ -320,6 +322,7 @@ pub fn note_tick(from_user: bool) {
     if from_user || preempt::count() == 0 {
         report_qs();
     }
+    try_complete_gp(false);
     maybe_start_gp();
     tick_callbacks();
     check_stall();
@@ -385,7 +388,7 @@ fn check_stall() {
         who.push_str(&alloc::format!(" cpu{c} (running '{running}')"));
     }
     if cpus == 0 {
-        who.push_str(" no CPU (so the grace-period task is not polling)");
+        who.push_str(" no CPU (so the next tick ends it)");
     }
     LAST_STALL_CPUS.store(cpus, Ordering::Relaxed);
     STALL_WARNINGS.fetch_add(1, Ordering::Relaxed);
@@ -448,12 +451,18 @@ pub fn call_rcu(callback: Callback) {
         let _p = preempt::guard(); // this CPU's list, whichever that is
         enqueue(this(), callback)
     };
-    // Only the first request for a grace period wakes the task: a later one
-    // finds `GP_REQUESTED` already at its target, and the task re-tests that
-    // (SeqCst, after the first requester's `fetch_max`) before it sleeps, so
-    // it cannot sleep through it. Waking on every call cost a wait-queue
-    // lock per `call_rcu`, three per `mmap` + `mprotect` + `munmap`.
-    if first && RUNNING.load(Ordering::Relaxed) {
+    // Only the first request for a grace period wakes the task, and only if
+    // none is in progress: a later one finds `GP_REQUESTED` already at its
+    // target, and the task re-tests that (SeqCst, after the first
+    // requester's `fetch_max`) before it sleeps, so it cannot sleep through
+    // it. With one in progress, the tick that ends it starts ours: its
+    // SeqCst load of `GP_REQUESTED` comes after its store of
+    // `GP_COMPLETED`, and our load of that after our `fetch_max`, so either
+    // it sees our request or we see no grace period in progress. Waking on
+    // every call cost a wait-queue lock per `call_rcu`, three per `mmap` +
+    // `mprotect` + `munmap`, and waking once per grace period a task
+    // switch every few milliseconds on a busy CPU.
+    if first && RUNNING.load(Ordering::Relaxed) && !gp_in_progress() {
         GP_WORK.wake_one();
     }
 }
@@ -578,19 +587,21 @@ fn callback_task(cpu: usize) {
 
 /// A grace period has just completed: wake the callback tasks of the CPUs
 /// whose oldest callbacks are now ready, if that preempts nobody: the CPU
-/// is idle, or is this one (where this task is about to sleep). A busy CPU
+/// is idle, or is the grace-period task's own (where it is about to sleep;
+/// not a tick's, which interrupted someone). A busy CPU
 /// runs them on its way back to user mode, or its tick wakes its task (see
 /// `note_tick`). The task tests its list again under its wait queue's lock
 /// after `GP_COMPLETED` was stored, so one that has not gone to sleep yet
 /// sees the change itself.
-fn wake_callback_tasks() {
+fn wake_callback_tasks(from_task: bool) {
     let me = {
         let _stay = preempt::guard();
         percpu::cpu_id()
     };
     for c in percpu::online_cpus().map(|c| c.cpu_id as usize) {
         let s = &CPUS[c];
-        if has_ready_callbacks(s) && (c == me || sched::cpu_idle(c)) {
+        let own = from_task && c == me;
+        if has_ready_callbacks(s) && (own || sched::cpu_idle(c)) {
             s.callbacks_ready.wake_one();
         }
     }
@@ -608,29 +619,53 @@ fn tick_callbacks() {
     }
 }
 
-/// The grace-period task.
+/// Grace period `g` is over (no CPU holds it up): mark it completed and
+/// wake whoever waits for it. The grace-period task and any CPU's tick may
+/// find it over at once; `fetch_max` lets exactly one of them wake. SeqCst:
+/// the loads of `qs_seq` that found it over come first, and a callback
+/// runner's SeqCst load of `GP_COMPLETED` reads from this, so every
+/// reader's accesses happen before any callback of `g`.
+fn complete_gp(g: u64, from_task: bool) {
+    if GP_COMPLETED.fetch_max(g, Ordering::SeqCst) < g {
+        wake_callback_tasks(from_task);
+        GP_DONE.wake_all();
+    }
+}
+
+/// The grace period in progress, if any, ends once no CPU holds it up.
+fn try_complete_gp(from_task: bool) -> bool {
+    let g = GP_STARTED.load(Ordering::SeqCst);
+    if g == GP_COMPLETED.load(Ordering::SeqCst) {
+        return false;
+    }
+    let over = holdouts(g) == 0;
+    if over {
+        complete_gp(g, from_task);
+    }
+    over
+}
+
+/// The grace-period task: starts a grace period asked for while none is in
+/// progress, and ends it at once if the other CPUs are idle (this one is
+/// quiescent: the task holds no reader), so that `synchronize_rcu` on a
+/// quiet machine takes microseconds. Otherwise it goes back to sleep: the
+/// ticks end the grace period and start the next one while more are
+/// wanted, so under steady use (`call_rcu` all the time) grace periods run
+/// back to back without waking anybody.
 fn gp_task() {
     loop {
         GP_WORK.wait_until(|| {
             GP_REQUESTED.load(Ordering::SeqCst) > GP_COMPLETED.load(Ordering::SeqCst)
+                && !gp_in_progress()
         });
         maybe_start_gp();
-        let g = GP_STARTED.load(Ordering::SeqCst);
-        // This task holds no reader (it runs with preemption enabled), so its
-        // CPU is quiescent right now: with the other CPUs idle the grace
-        // period ends without waiting for a tick. Each sleep below is a
-        // quiescent state too. (Unpinned: preemption off so the state we
-        // report is that of the CPU we are on, not one we just left.)
+        // Unpinned: preemption off so the state we report is that of the
+        // CPU we are on, not one we just left.
         {
             let _stay = preempt::guard();
             report_qs();
         }
-        while holdouts(g) != 0 {
-            sched::sleep_ns(1_000_000);
-        }
-        GP_COMPLETED.store(g, Ordering::SeqCst);
-        wake_callback_tasks();
-        GP_DONE.wake_all();
+        try_complete_gp(true);
     }
 }
 
