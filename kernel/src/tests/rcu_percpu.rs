@@ -160,3 +160,60 @@ ktest!(
         Ok(())
     }
 );
+
+ktest!(
+    fn rcu_request_during_grace_period_is_served() {
+        // A reader on the last CPU asks for a grace period from inside its
+        // section, so one is in progress and cannot end; CPU 0 then queues
+        // a callback, which finds it in progress and so wakes nobody: the
+        // tick that ends it must start the one the callback waits for.
+        // Nothing else asks for a grace period until we have looked (no
+        // barrier, no synchronize_rcu), so a lost request shows as a
+        // callback that has not run 3 s later.
+        if percpu::online_count() < 2 {
+            return Ok(());
+        }
+        let last = percpu::online_count() - 1;
+        let (inside, release, ran) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let reader = {
+            let (inside, release) = (inside.clone(), release.clone());
+            sched::spawn("reader", Some(last), move || {
+                let g = rcu::read_lock();
+                rcu::call_rcu(Box::new(|| {}));
+                inside.store(true, Ordering::SeqCst);
+                let t0 = time::uptime_ns();
+                while !release.load(Ordering::SeqCst) && time::uptime_ns() < t0 + 2_000_000_000 {
+                    core::hint::spin_loop();
+                }
+                drop(g);
+            })
+        };
+        let queuer = {
+            let (inside, ran) = (inside.clone(), ran.clone());
+            sched::spawn("queuer", Some(0), move || {
+                while !inside.load(Ordering::SeqCst) {
+                    sched::sleep_ns(100_000);
+                }
+                rcu::call_rcu(Box::new(move || ran.store(true, Ordering::SeqCst)));
+            })
+        };
+        sched::join(&queuer);
+        release.store(true, Ordering::SeqCst);
+        sched::join(&reader);
+        let t0 = time::uptime_ns();
+        while !ran.load(Ordering::SeqCst) && time::uptime_ns() < t0 + 3_000_000_000 {
+            sched::sleep_ns(10_000_000);
+        }
+        let served = ran.load(Ordering::SeqCst);
+        rcu::rcu_barrier();
+        kassert!(
+            served,
+            "a callback queued while a grace period was in progress did not run within 3 s"
+        );
+        Ok(())
+    }
+);
