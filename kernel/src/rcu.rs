@@ -704,6 +704,10 @@ pub fn completed() -> u64 {
     GP_COMPLETED.load(Ordering::SeqCst)
 }
 
+pub fn started() -> u64 {
+    GP_STARTED.load(Ordering::SeqCst)
+}
+
 pub fn idle_passes(cpu: usize) -> u64 {
     CPUS[cpu].idle_passes.load(Ordering::Relaxed)
 }

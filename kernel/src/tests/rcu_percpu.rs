@@ -184,8 +184,14 @@ ktest!(
             sched::spawn("reader", Some(last), move || {
                 let g = rcu::read_lock();
                 rcu::call_rcu(Box::new(|| {}));
-                inside.store(true, Ordering::SeqCst);
+                // Our request's grace period has started (it cannot end
+                // while we are inside), so the queuer's request is for the
+                // one after it.
                 let t0 = time::uptime_ns();
+                while rcu::started() == rcu::completed() && time::uptime_ns() < t0 + 2_000_000_000 {
+                    core::hint::spin_loop();
+                }
+                inside.store(true, Ordering::SeqCst);
                 while !release.load(Ordering::SeqCst) && time::uptime_ns() < t0 + 2_000_000_000 {
                     core::hint::spin_loop();
                 }
