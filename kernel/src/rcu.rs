@@ -15,31 +15,21 @@
 //!
 //! Work that needs a grace period (`call_rcu`, `synchronize_rcu`) names the
 //! one it needs, `target = GP_STARTED + 1`: the next grace period to *begin*,
-//! which begins after the caller's removal of the old data. Every timer tick
-//! ends the grace period in progress if no CPU holds it up any more, and
-//! starts the next while any target is outstanding: under steady use grace
-//! periods run back to back from the ticks. The `rcu_gp` task is woken only
-//! by a request made while no grace period is in progress; it starts one
-//! and ends it at once if the other CPUs are idle.
+//! which begins after the caller's removal of the old data. The `rcu_gp` task
+//! starts grace periods while any target is outstanding and polls for their
+//! end. A timer tick may also start one (so a request made by a reader that
+//! then hogs its CPU still gets a grace period started).
 //!
 //! Callbacks stay on the CPU that queued them, as in Linux: `call_rcu`
-//! appends to this CPU's list, and only that CPU runs them, once their
-//! grace period is over, in the order they were queued, in batches of at
-//! most `BATCH` with preemption off (so two runners on one CPU cannot
-//! interleave, and a runner cannot move to another CPU mid-batch). So a CPU
-//! that retires a lot of memory also pays for freeing it, rather than
-//! whichever CPU the grace-period task ran on. Who runs them, in process
-//! context (callbacks take locks and free memory; never from an interrupt):
-//!
-//! - a thread about to return to user mode from a system call
-//!   (`run_callbacks_before_user_return`), one batch: Linux's softirq on
-//!   the way out. A CPU running a program that unmaps a lot does most of
-//!   its freeing here, with no task switch;
-//! - else the CPU's callback task (`rcu_cb/N`, pinned there), for CPUs that
-//!   do not return to user mode (kernel tasks, idle). The grace-period task
-//!   wakes it when it completes a grace period if that CPU is idle or its
-//!   own (then nobody is preempted); otherwise the CPU's tick wakes it if
-//!   callbacks were ready at two ticks in a row.
+//! appends to this CPU's list, and that CPU's own callback task (`rcu_cb/N`,
+//! pinned there) runs them once their grace period is over, in the order
+//! they were queued. So a CPU that retires a lot of memory also pays for
+//! freeing it, rather than whichever CPU the grace-period task ran on. A
+//! pinned task, not the tick or the return to user mode, because callbacks
+//! take locks and free memory: they need process context, and a CPU that
+//! never returns to user mode (a kernel test, an idle CPU) must still run
+//! its callbacks. The grace-period task wakes a CPU's callback task when it
+//! completes a grace period that CPU's oldest callbacks wait for.
 //!
 //! Memory ordering: the QS stores and the loads that check them are SeqCst;
 //! a reader's accesses precede its CPU's next QS store in program order, so
@@ -71,7 +61,7 @@ struct Segment {
 
 /// One CPU's callbacks, oldest first, in segments by the grace period they
 /// wait for (Linux's `rcu_segcblist`). Targets grow along the list: each is
-/// taken under the list's lock with interrupts off (see `enqueue`), and
+/// taken under the list's lock with interrupts off (see `call_rcu`), and
 /// `GP_STARTED` never goes back. So the ready callbacks are a prefix of
 /// whole segments.
 struct CallbackList {
@@ -106,20 +96,15 @@ impl CallbackList {
         self.segments.front().is_some_and(|s| s.target <= completed)
     }
 
-    fn oldest_target(&self) -> u64 {
-        self.segments.front().map_or(u64::MAX, |s| s.target)
-    }
-
-    /// Remove up to `max` of the callbacks whose grace period is over,
-    /// oldest first.
-    fn take_ready(&mut self, completed: u64, max: usize) -> Vec<Callback> {
+    /// Remove the callbacks whose grace period is over, oldest first.
+    fn take_ready(&mut self, completed: u64) -> Vec<Callback> {
         let mut ready = Vec::new();
-        while ready.len() < max && self.has_ready(completed) {
-            let seg = self.segments.front_mut().expect("has_ready saw it");
-            let n = seg.callbacks.len().min(max - ready.len());
-            ready.extend(seg.callbacks.drain(..n));
-            if seg.callbacks.is_empty() {
-                self.segments.pop_front();
+        while self.has_ready(completed) {
+            let seg = self.segments.pop_front().expect("has_ready saw it");
+            if ready.is_empty() {
+                ready = seg.callbacks;
+            } else {
+                ready.extend(seg.callbacks);
             }
         }
         ready
@@ -135,12 +120,6 @@ struct CpuState {
     nesting: AtomicUsize,
     /// Callbacks queued on this CPU, by the grace period they wait for.
     callbacks: SpinLock<CallbackList>,
-    /// Target of the first segment of `callbacks` (`u64::MAX`: empty), so
-    /// that the system-call return path and the tick can tell without the
-    /// lock whether anything is ready. Written under the lock.
-    oldest_target: AtomicU64,
-    /// Ready callbacks were waiting at this CPU's latest tick.
-    ready_at_tick: AtomicBool,
     /// This CPU's callback task sleeps here until its oldest callbacks are
     /// ready.
     callbacks_ready: WaitQueue,
@@ -157,8 +136,6 @@ static CPUS: [CpuState; MAX_CPUS] = [const {
         idle: AtomicBool::new(false),
         nesting: AtomicUsize::new(0),
         callbacks: SpinLock::new(CallbackList::new()),
-        oldest_target: AtomicU64::new(u64::MAX),
-        ready_at_tick: AtomicBool::new(false),
         callbacks_ready: WaitQueue::new(),
         idle_passes: AtomicU64::new(0),
         last_tick_ns: AtomicU64::new(0),
@@ -322,9 +299,7 @@ pub fn note_tick(from_user: bool) {
     if from_user || preempt::count() == 0 {
         report_qs();
     }
-    try_complete_gp(false);
     maybe_start_gp();
-    tick_callbacks();
     check_stall();
 }
 
@@ -388,7 +363,7 @@ fn check_stall() {
         who.push_str(&alloc::format!(" cpu{c} (running '{running}')"));
     }
     if cpus == 0 {
-        who.push_str(" no CPU (so the next tick ends it)");
+        who.push_str(" no CPU (so the grace-period task is not polling)");
     }
     LAST_STALL_CPUS.store(cpus, Ordering::Relaxed);
     STALL_WARNINGS.fetch_add(1, Ordering::Relaxed);
@@ -451,18 +426,12 @@ pub fn call_rcu(callback: Callback) {
         let _p = preempt::guard(); // this CPU's list, whichever that is
         enqueue(this(), callback)
     };
-    // Only the first request for a grace period wakes the task, and only if
-    // none is in progress: a later one finds `GP_REQUESTED` already at its
-    // target, and the task re-tests that (SeqCst, after the first
-    // requester's `fetch_max`) before it sleeps, so it cannot sleep through
-    // it. With one in progress, the tick that ends it starts ours: its
-    // SeqCst load of `GP_REQUESTED` comes after its store of
-    // `GP_COMPLETED`, and our load of that after our `fetch_max`, so either
-    // it sees our request or we see no grace period in progress. Waking on
-    // every call cost a wait-queue lock per `call_rcu`, three per `mmap` +
-    // `mprotect` + `munmap`, and waking once per grace period a task
-    // switch every few milliseconds on a busy CPU.
-    if first && RUNNING.load(Ordering::Relaxed) && !gp_in_progress() {
+    // Only the first request for a grace period wakes the task: a later one
+    // finds `GP_REQUESTED` already at its target, and the task re-tests that
+    // (SeqCst, after the first requester's `fetch_max`) before it sleeps, so
+    // it cannot sleep through it. Waking on every call cost a wait-queue
+    // lock per `call_rcu`, three per `mmap` + `mprotect` + `munmap`.
+    if first && RUNNING.load(Ordering::Relaxed) {
         GP_WORK.wake_one();
     }
 }
@@ -475,20 +444,13 @@ pub fn call_rcu(callback: Callback) {
 /// cannot slip in between), and the grace period named cannot end before
 /// the callback is on the list, since it needs a quiescent state from the
 /// CPU running this (not idle, interrupts off), which cannot report one
-/// until the lock is let go. So whoever looks at the list after that grace
-/// period has ended (the grace-period task, the list's CPU at a tick or on
-/// its way back to user mode) finds the callback ready.
+/// until the lock is let go. So the
+/// grace-period task, which looks at the list after the grace period
+/// ends, always sees the callback and wakes the list's callback task.
 fn enqueue(cpu: &CpuState, callback: Callback) -> bool {
     let mut list = cpu.callbacks.lock_irqsave();
     let (target, first) = request_gp();
     list.push(target, callback);
-    // Relaxed: a hint. The grace-period task reads it only after it has
-    // seen the quiescent state (SeqCst) or idle flag that the CPU running
-    // this stores after it in program order; a reader that still sees an
-    // old value only leaves the callbacks to the list's CPU's next tick,
-    // which looks again.
-    cpu.oldest_target
-        .store(list.oldest_target(), Ordering::Relaxed);
     first
 }
 
@@ -525,30 +487,12 @@ pub fn rcu_barrier() {
     BARRIER_DONE.wait_until(|| left.load(Ordering::SeqCst) == 0);
 }
 
-/// Most callbacks one runner takes at a time, with preemption off: bounds
-/// the delay to a system call's return and to preemption.
-const BATCH: usize = 32;
-
-/// Run up to `BATCH` of this CPU's ready callbacks; returns how many ran.
-/// Preemption is off throughout, so they run on this CPU (whose list it is)
-/// and no other runner on this CPU can start a later batch before this one
-/// ends (callbacks run strictly in the order queued: `rcu_barrier` relies
-/// on it). Callbacks must therefore not sleep, as in Linux (where they run
-/// in softirq); lockdep reports one that does.
-fn run_ready_batch() -> usize {
-    let _stay = preempt::guard();
-    let s = this();
-    let ready = {
-        let mut list = s.callbacks.lock_irqsave();
-        let ready = list.take_ready(GP_COMPLETED.load(Ordering::SeqCst), BATCH);
-        // Relaxed: see `enqueue`.
-        s.oldest_target
-            .store(list.oldest_target(), Ordering::Relaxed);
-        ready
-    };
-    if ready.is_empty() {
-        return 0;
-    }
+/// Run the callbacks on `cpu`'s list whose grace period is over.
+fn run_ready_callbacks(cpu: &CpuState) -> usize {
+    let ready = cpu
+        .callbacks
+        .lock_irqsave()
+        .take_ready(GP_COMPLETED.load(Ordering::SeqCst));
     let _t = PhaseTimer::start(Phase::RcuCallbacks);
     let n = ready.len();
     for cb in ready {
@@ -557,115 +501,59 @@ fn run_ready_batch() -> usize {
     n
 }
 
-/// Whether `cpu`'s oldest callbacks may run (a hint; see `enqueue`).
 fn has_ready_callbacks(cpu: &CpuState) -> bool {
-    cpu.oldest_target.load(Ordering::Relaxed) <= GP_COMPLETED.load(Ordering::SeqCst)
+    cpu.callbacks
+        .lock_irqsave()
+        .has_ready(GP_COMPLETED.load(Ordering::SeqCst))
 }
 
-/// A thread is about to return to user mode from a system call: no locks
-/// held, preemptible, interrupts on. Run one batch of this CPU's ready
-/// callbacks here (costs two loads when there are none).
-pub fn run_callbacks_before_user_return() {
-    let ready = {
-        let _stay = preempt::guard();
-        has_ready_callbacks(this())
-    };
-    if ready {
-        run_ready_batch();
-    }
-}
-
-/// CPU `cpu`'s callback task (pinned there), for CPUs that do not return
-/// to user mode often enough. Between batches it may be preempted.
+/// CPU `cpu`'s callback task (pinned there). Preemptible, in process
+/// context, like the grace-period task that used to run every CPU's
+/// callbacks.
 fn callback_task(cpu: usize) {
     let s = &CPUS[cpu];
     loop {
         s.callbacks_ready.wait_until(|| has_ready_callbacks(s));
-        while run_ready_batch() != 0 {}
+        run_ready_callbacks(s);
     }
 }
 
-/// A grace period has just completed: wake the callback tasks of the CPUs
-/// whose oldest callbacks are now ready, if that preempts nobody: the CPU
-/// is idle, or is the grace-period task's own (where it is about to sleep;
-/// not a tick's, which interrupted someone). A busy CPU
-/// runs them on its way back to user mode, or its tick wakes its task (see
-/// `note_tick`). The task tests its list again under its wait queue's lock
-/// after `GP_COMPLETED` was stored, so one that has not gone to sleep yet
-/// sees the change itself.
-fn wake_callback_tasks(from_task: bool) {
-    let me = {
-        let _stay = preempt::guard();
-        percpu::cpu_id()
-    };
-    for c in percpu::online_cpus().map(|c| c.cpu_id as usize) {
-        let s = &CPUS[c];
-        let own = from_task && c == me;
-        if has_ready_callbacks(s) && (own || sched::cpu_idle(c)) {
+/// Grace period `g` has just completed: wake the callback tasks of the CPUs
+/// whose oldest callbacks waited for it (or an earlier one). The task tests
+/// its list again under its wait queue's lock after `GP_COMPLETED` was
+/// stored, so a task that has not gone to sleep yet sees the change itself.
+fn wake_callback_tasks() {
+    for c in percpu::online_cpus() {
+        let s = &CPUS[c.cpu_id as usize];
+        if has_ready_callbacks(s) {
             s.callbacks_ready.wake_one();
         }
     }
 }
 
-/// From the tick: callbacks ready at two ticks in a row were not run on the
-/// way back to user mode (this CPU runs kernel tasks, or the program that
-/// queued them moved away), so wake this CPU's callback task.
-fn tick_callbacks() {
-    let s = this();
-    let ready = has_ready_callbacks(s);
-    // Relaxed: only this CPU's tick touches the flag.
-    if s.ready_at_tick.swap(ready, Ordering::Relaxed) && ready {
-        s.callbacks_ready.wake_one();
-    }
-}
-
-/// Grace period `g` is over (no CPU holds it up): mark it completed and
-/// wake whoever waits for it. The grace-period task and any CPU's tick may
-/// find it over at once; `fetch_max` lets exactly one of them wake. SeqCst:
-/// the loads of `qs_seq` that found it over come first, and a callback
-/// runner's SeqCst load of `GP_COMPLETED` reads from this, so every
-/// reader's accesses happen before any callback of `g`.
-fn complete_gp(g: u64, from_task: bool) {
-    if GP_COMPLETED.fetch_max(g, Ordering::SeqCst) < g {
-        wake_callback_tasks(from_task);
-        GP_DONE.wake_all();
-    }
-}
-
-/// The grace period in progress, if any, ends once no CPU holds it up.
-fn try_complete_gp(from_task: bool) -> bool {
-    let g = GP_STARTED.load(Ordering::SeqCst);
-    if g == GP_COMPLETED.load(Ordering::SeqCst) {
-        return false;
-    }
-    let over = holdouts(g) == 0;
-    if over {
-        complete_gp(g, from_task);
-    }
-    over
-}
-
-/// The grace-period task: starts a grace period asked for while none is in
-/// progress, and ends it at once if the other CPUs are idle (this one is
-/// quiescent: the task holds no reader), so that `synchronize_rcu` on a
-/// quiet machine takes microseconds. Otherwise it goes back to sleep: the
-/// ticks end the grace period and start the next one while more are
-/// wanted, so under steady use (`call_rcu` all the time) grace periods run
-/// back to back without waking anybody.
+/// The grace-period task.
 fn gp_task() {
     loop {
         GP_WORK.wait_until(|| {
             GP_REQUESTED.load(Ordering::SeqCst) > GP_COMPLETED.load(Ordering::SeqCst)
-                && !gp_in_progress()
         });
         maybe_start_gp();
-        // Unpinned: preemption off so the state we report is that of the
-        // CPU we are on, not one we just left.
+        let g = GP_STARTED.load(Ordering::SeqCst);
+        // This task holds no reader (it runs with preemption enabled), so its
+        // CPU is quiescent right now: with the other CPUs idle the grace
+        // period ends without waiting for a tick. Each sleep below is a
+        // quiescent state too. (Unpinned: preemption off so the state we
+        // report is that of the CPU we are on, not one we just left.)
         {
             let _stay = preempt::guard();
             report_qs();
         }
-        try_complete_gp(true);
+        while holdouts(g) != 0 {
+            sched::sleep_ns(1_000_000);
+        }
+        GP_COMPLETED.store(g, Ordering::SeqCst);
+        wake_callback_tasks();
+        GP_DONE.wake_all();
     }
 }
 

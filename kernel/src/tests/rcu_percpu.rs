@@ -165,10 +165,10 @@ ktest!(
     fn rcu_request_during_grace_period_is_served() {
         // A reader on the last CPU asks for a grace period from inside its
         // section, so one is in progress and cannot end; CPU 0 then queues
-        // a callback, which finds it in progress and so wakes nobody: the
-        // tick that ends it must start the one the callback waits for.
-        // Nothing else asks for a grace period until we have looked (no
-        // barrier, no synchronize_rcu), so a lost request shows as a
+        // a callback, which needs the grace period after that one. Nothing
+        // else asks for a grace period until we have looked (no barrier, no
+        // synchronize_rcu), so a request that nobody acts on (the first
+        // grace period never ended, or the second never started) shows as a
         // callback that has not run 3 s later.
         if percpu::online_count() < 2 {
             return Ok(());

@@ -60,7 +60,6 @@ extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> u64 {
     if !(iret && r.is_ok()) {
         frame.rax = encode(r);
     }
-    crate::rcu::run_callbacks_before_user_return();
     super::check_killed();
     let redirected = super::entry::prepare_return(frame);
     cpu::disable_interrupts();
