@@ -28,8 +28,10 @@
 //! pinned task, not the tick or the return to user mode, because callbacks
 //! take locks and free memory: they need process context, and a CPU that
 //! never returns to user mode (a kernel test, an idle CPU) must still run
-//! its callbacks. The grace-period task wakes a CPU's callback task when it
-//! completes a grace period that CPU's oldest callbacks wait for.
+//! its callbacks. The grace-period task, when it completes a grace period,
+//! runs the ready callbacks of the CPU it is on itself and wakes the
+//! callback tasks of the other CPUs whose oldest callbacks waited for it.
+//! Callbacks run in batches with preemption off (see `run_ready_batch`).
 //!
 //! Memory ordering: the QS stores and the loads that check them are SeqCst;
 //! a reader's accesses precede its CPU's next QS store in program order, so
@@ -96,15 +98,16 @@ impl CallbackList {
         self.segments.front().is_some_and(|s| s.target <= completed)
     }
 
-    /// Remove the callbacks whose grace period is over, oldest first.
-    fn take_ready(&mut self, completed: u64) -> Vec<Callback> {
+    /// Remove up to `max` of the callbacks whose grace period is over,
+    /// oldest first.
+    fn take_ready(&mut self, completed: u64, max: usize) -> Vec<Callback> {
         let mut ready = Vec::new();
-        while self.has_ready(completed) {
-            let seg = self.segments.pop_front().expect("has_ready saw it");
-            if ready.is_empty() {
-                ready = seg.callbacks;
-            } else {
-                ready.extend(seg.callbacks);
+        while ready.len() < max && self.has_ready(completed) {
+            let seg = self.segments.front_mut().expect("has_ready saw it");
+            let n = seg.callbacks.len().min(max - ready.len());
+            ready.extend(seg.callbacks.drain(..n));
+            if seg.callbacks.is_empty() {
+                self.segments.pop_front();
             }
         }
         ready
@@ -488,11 +491,25 @@ pub fn rcu_barrier() {
 }
 
 /// Run the callbacks on `cpu`'s list whose grace period is over.
-fn run_ready_callbacks(cpu: &CpuState) -> usize {
-    let ready = cpu
+/// Most callbacks one runner takes at a time, with preemption off.
+const BATCH: usize = 32;
+
+/// Run up to `BATCH` of this CPU's ready callbacks; returns how many ran.
+/// Preemption is off throughout, so they run on this CPU (whose list it
+/// is), and no other runner on this CPU (its callback task, or the
+/// grace-period task passing through) can start a later batch before this
+/// one ends: callbacks run strictly in the order queued (`rcu_barrier`
+/// relies on it). So callbacks must not sleep, as in Linux (where they run
+/// in softirq); lockdep reports one that does.
+fn run_ready_batch() -> usize {
+    let _stay = preempt::guard();
+    let ready = this()
         .callbacks
         .lock_irqsave()
-        .take_ready(GP_COMPLETED.load(Ordering::SeqCst));
+        .take_ready(GP_COMPLETED.load(Ordering::SeqCst), BATCH);
+    if ready.is_empty() {
+        return 0;
+    }
     let _t = PhaseTimer::start(Phase::RcuCallbacks);
     let n = ready.len();
     for cb in ready {
@@ -514,7 +531,7 @@ fn callback_task(cpu: usize) {
     let s = &CPUS[cpu];
     loop {
         s.callbacks_ready.wait_until(|| has_ready_callbacks(s));
-        run_ready_callbacks(s);
+        while run_ready_batch() != 0 {}
     }
 }
 
@@ -552,6 +569,13 @@ fn gp_task() {
             sched::sleep_ns(1_000_000);
         }
         GP_COMPLETED.store(g, Ordering::SeqCst);
+        // The callbacks queued on the CPU we are on run here and now, as
+        // they did when this task ran every CPU's: waking this CPU's
+        // callback task instead queued them behind whoever runs here, a
+        // tick or more, and meanwhile a program freeing and allocating
+        // memory kept both (`vma_spam_cannot_spend_the_kernel_reserve` ran
+        // out of frames). The other CPUs' tasks are woken.
+        while run_ready_batch() != 0 {}
         wake_callback_tasks();
         GP_DONE.wake_all();
     }
