@@ -535,12 +535,12 @@ fn callback_task(cpu: usize) {
     }
 }
 
-/// Grace period `g` has just completed: wake the callback tasks of the CPUs
-/// whose oldest callbacks waited for it (or an earlier one). The task tests
+/// A grace period has just completed: wake the callback tasks of the CPUs but
+/// `except` whose oldest callbacks waited for it (or an earlier one). The task tests
 /// its list again under its wait queue's lock after `GP_COMPLETED` was
 /// stored, so a task that has not gone to sleep yet sees the change itself.
-fn wake_callback_tasks() {
-    for c in percpu::online_cpus() {
+fn wake_callback_tasks(except: Option<usize>) {
+    for c in percpu::online_cpus().filter(|c| Some(c.cpu_id as usize) != except) {
         let s = &CPUS[c.cpu_id as usize];
         if has_ready_callbacks(s) {
             s.callbacks_ready.wake_one();
@@ -569,14 +569,23 @@ fn gp_task() {
             sched::sleep_ns(1_000_000);
         }
         GP_COMPLETED.store(g, Ordering::SeqCst);
-        // The callbacks queued on the CPU we are on run here and now, as
-        // they did when this task ran every CPU's: waking this CPU's
-        // callback task instead queued them behind whoever runs here, a
-        // tick or more, and meanwhile a program freeing and allocating
+        // The other CPUs' callback tasks first, so that they run in
+        // parallel with us. The callbacks queued on the CPU we are on run
+        // here and now, as they did when this task ran every CPU's: waking
+        // this CPU's callback task instead queued them behind whoever runs
+        // here, a tick or more, while a program freeing and allocating
         // memory kept both (`vma_spam_cannot_spend_the_kernel_reserve` ran
-        // out of frames). The other CPUs' tasks are woken.
+        // out of frames).
+        let me = {
+            let _stay = preempt::guard();
+            percpu::cpu_id()
+        };
+        wake_callback_tasks(Some(me));
         while run_ready_batch() != 0 {}
-        wake_callback_tasks();
+        // Moved off `me` before we ran its callbacks: its task runs them.
+        if has_ready_callbacks(&CPUS[me]) {
+            CPUS[me].callbacks_ready.wake_one();
+        }
         GP_DONE.wake_all();
     }
 }
