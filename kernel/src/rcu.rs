@@ -535,10 +535,11 @@ fn callback_task(cpu: usize) {
     }
 }
 
-/// A grace period has just completed: wake the callback tasks of the CPUs but
-/// `except` whose oldest callbacks waited for it (or an earlier one). The task tests
-/// its list again under its wait queue's lock after `GP_COMPLETED` was
-/// stored, so a task that has not gone to sleep yet sees the change itself.
+/// A grace period has just completed: wake the callback tasks of the CPUs
+/// (but `except`) whose oldest callbacks waited for it (or an earlier one).
+/// The task tests its list again under its wait queue's lock after
+/// `GP_COMPLETED` was stored, so a task that has not gone to sleep yet sees
+/// the change itself.
 fn wake_callback_tasks(except: Option<usize>) {
     for c in percpu::online_cpus().filter(|c| Some(c.cpu_id as usize) != except) {
         let s = &CPUS[c.cpu_id as usize];
