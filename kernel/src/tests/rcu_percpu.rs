@@ -59,6 +59,9 @@ ktest!(
         // Every CPU queues callbacks; those queued away from CPU 0 are slow
         // (1 ms each), so a barrier on CPU 0 that waited for its own list
         // only would return while the other CPUs are still running theirs.
+        // (Only when its marker waits for the same grace period as they do:
+        // callbacks run with preemption off, so a CPU running a slow batch
+        // also holds up any later grace period, and so the marker.)
         const PER_CPU: usize = 20;
         let ran = Arc::new(AtomicUsize::new(0));
         let r = ran.clone();
