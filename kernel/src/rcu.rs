@@ -16,10 +16,22 @@
 //! Work that needs a grace period (`call_rcu`, `synchronize_rcu`) names the
 //! one it needs, `target = GP_STARTED + 1`: the next grace period to *begin*,
 //! which begins after the caller's removal of the old data. The `rcu_gp` task
-//! starts grace periods while any target is outstanding, polls for their end,
-//! then runs the callbacks whose target is complete, in the order they were
-//! queued. A timer tick may also start one (so a request made by a reader
-//! that then hogs its CPU still gets a grace period started).
+//! starts grace periods while any target is outstanding and polls for their
+//! end. A timer tick may also start one (so a request made by a reader that
+//! then hogs its CPU still gets a grace period started).
+//!
+//! Callbacks stay on the CPU that queued them, as in Linux: `call_rcu`
+//! appends to this CPU's list, and that CPU's own callback task (`rcu_cb/N`,
+//! pinned there) runs them once their grace period is over, in the order
+//! they were queued. So a CPU that retires a lot of memory also pays for
+//! freeing it, rather than whichever CPU the grace-period task ran on. A
+//! pinned task, not the tick or the return to user mode, because callbacks
+//! take locks and free memory: they need process context, and a CPU that
+//! never returns to user mode (a kernel test, an idle CPU) must still run
+//! its callbacks. The grace-period task, when it completes a grace period,
+//! runs the ready callbacks of the CPU it is on itself and wakes the
+//! callback tasks of the other CPUs whose oldest callbacks waited for it.
+//! Callbacks run in batches with preemption off (see `run_ready_batch`).
 //!
 //! Memory ordering: the QS stores and the loads that check them are SeqCst;
 //! a reader's accesses precede its CPU's next QS store in program order, so
@@ -43,6 +55,65 @@ type PhaseTimer = mm::phases::Timer<crate::mm_platform::Kernel>;
 
 type Callback = Box<dyn FnOnce() + Send>;
 
+/// Callbacks that wait for the same grace period, in the order queued.
+struct Segment {
+    target: u64,
+    callbacks: Vec<Callback>,
+}
+
+/// One CPU's callbacks, oldest first, in segments by the grace period they
+/// wait for (Linux's `rcu_segcblist`). Targets grow along the list: each is
+/// taken under the list's lock with interrupts off (see `call_rcu`), and
+/// `GP_STARTED` never goes back. So the ready callbacks are a prefix of
+/// whole segments.
+struct CallbackList {
+    segments: VecDeque<Segment>,
+}
+
+impl CallbackList {
+    const fn new() -> Self {
+        CallbackList {
+            segments: VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, target: u64, callback: Callback) {
+        match self.segments.back_mut() {
+            Some(last) if last.target == target => last.callbacks.push(callback),
+            last => {
+                assert!(
+                    last.is_none_or(|l| l.target < target),
+                    "rcu: callback targets went backwards"
+                );
+                self.segments.push_back(Segment {
+                    target,
+                    callbacks: alloc::vec![callback],
+                });
+            }
+        }
+    }
+
+    /// The oldest callbacks' grace period is over.
+    fn has_ready(&self, completed: u64) -> bool {
+        self.segments.front().is_some_and(|s| s.target <= completed)
+    }
+
+    /// Remove up to `max` of the callbacks whose grace period is over,
+    /// oldest first.
+    fn take_ready(&mut self, completed: u64, max: usize) -> Vec<Callback> {
+        let mut ready = Vec::new();
+        while ready.len() < max && self.has_ready(completed) {
+            let seg = self.segments.front_mut().expect("has_ready saw it");
+            let n = seg.callbacks.len().min(max - ready.len());
+            ready.extend(seg.callbacks.drain(..n));
+            if seg.callbacks.is_empty() {
+                self.segments.pop_front();
+            }
+        }
+        ready
+    }
+}
+
 struct CpuState {
     /// Newest grace period this CPU has passed a quiescent state in.
     qs_seq: AtomicU64,
@@ -50,8 +121,11 @@ struct CpuState {
     idle: AtomicBool,
     /// Read-side nesting (for lockdep and tests).
     nesting: AtomicUsize,
-    /// Callbacks queued on this CPU, each with its target grace period.
-    callbacks: SpinLock<VecDeque<(u64, Callback)>>,
+    /// Callbacks queued on this CPU, by the grace period they wait for.
+    callbacks: SpinLock<CallbackList>,
+    /// This CPU's callback task sleeps here until its oldest callbacks are
+    /// ready.
+    callbacks_ready: WaitQueue,
     /// Grace periods in which this CPU was let off because it was idle.
     idle_passes: AtomicU64,
     /// uptime_ns at this CPU's latest timer tick (stall reports: a CPU whose
@@ -64,7 +138,8 @@ static CPUS: [CpuState; MAX_CPUS] = [const {
         qs_seq: AtomicU64::new(0),
         idle: AtomicBool::new(false),
         nesting: AtomicUsize::new(0),
-        callbacks: SpinLock::new(VecDeque::new()),
+        callbacks: SpinLock::new(CallbackList::new()),
+        callbacks_ready: WaitQueue::new(),
         idle_passes: AtomicU64::new(0),
         last_tick_ns: AtomicU64::new(0),
     }
@@ -91,6 +166,8 @@ static GP_TASK: AtomicPtr<sched::Task> = AtomicPtr::new(core::ptr::null_mut());
 static GP_WORK: WaitQueue = WaitQueue::new();
 /// `synchronize_rcu` callers sleep here until their grace period completes.
 static GP_DONE: WaitQueue = WaitQueue::new();
+/// `rcu_barrier` callers sleep here until every CPU has run their markers.
+static BARRIER_DONE: WaitQueue = WaitQueue::new();
 
 fn this() -> &'static CpuState {
     &CPUS[percpu::cpu_id()]
@@ -344,16 +421,14 @@ fn request_gp() -> (u64, bool) {
     (target, before < target)
 }
 
-/// Run `callback` after a grace period. Never sleeps; may be called inside a
-/// read-side section or with locks held.
+/// Run `callback` after a grace period, on this CPU. Never sleeps; may be
+/// called inside a read-side section or with locks held.
 pub fn call_rcu(callback: Callback) {
     let _t = PhaseTimer::start(Phase::CallRcu);
-    let _p = preempt::guard(); // stay on this CPU's list
-    let (target, first) = request_gp();
-    this()
-        .callbacks
-        .lock_irqsave()
-        .push_back((target, callback));
+    let first = {
+        let _p = preempt::guard(); // this CPU's list, whichever that is
+        enqueue(this(), callback)
+    };
     // Only the first request for a grace period wakes the task: a later one
     // finds `GP_REQUESTED` already at its target, and the task re-tests that
     // (SeqCst, after the first requester's `fetch_max`) before it sleeps, so
@@ -362,6 +437,24 @@ pub fn call_rcu(callback: Callback) {
     if first && RUNNING.load(Ordering::Relaxed) {
         GP_WORK.wake_one();
     }
+}
+
+/// Append `callback` to `cpu`'s list, waiting for the next grace period to
+/// begin; returns whether this was the first request for it (`request_gp`).
+///
+/// The target is taken under the list's lock, with interrupts off: the
+/// targets on one list cannot go backwards (an interrupt's `call_rcu`
+/// cannot slip in between), and the grace period named cannot end before
+/// the callback is on the list, since it needs a quiescent state from the
+/// CPU running this (not idle, interrupts off), which cannot report one
+/// until the lock is let go. So the
+/// grace-period task, which looks at the list after the grace period
+/// ends, always sees the callback and wakes the list's callback task.
+fn enqueue(cpu: &CpuState, callback: Callback) -> bool {
+    let mut list = cpu.callbacks.lock_irqsave();
+    let (target, first) = request_gp();
+    list.push(target, callback);
+    first
 }
 
 /// Sleep until a full grace period has elapsed.
@@ -373,41 +466,87 @@ pub fn synchronize_rcu() {
     GP_DONE.wait_until(|| GP_COMPLETED.load(Ordering::SeqCst) >= target);
 }
 
-/// Wait until every callback queued before this call has run.
+/// Wait until every callback queued before this call, on any CPU, has run.
 pub fn rcu_barrier() {
-    let ran = alloc::sync::Arc::new(AtomicUsize::new(0));
+    crate::lockdep::might_sleep();
     let cpus: Vec<usize> = percpu::online_cpus().map(|c| c.cpu_id as usize).collect();
+    let left = alloc::sync::Arc::new(AtomicUsize::new(cpus.len()));
     for &c in &cpus {
-        // Callbacks on each list run in order, so a marker at the end of
-        // every list runs after everything queued before it.
-        let ran = ran.clone();
-        let (target, _) = request_gp();
-        CPUS[c].callbacks.lock_irqsave().push_back((
-            target,
+        // Each CPU runs its list in order, so a marker at the end of every
+        // list runs after everything queued there before it.
+        let left = left.clone();
+        enqueue(
+            &CPUS[c],
             Box::new(move || {
-                ran.fetch_add(1, Ordering::SeqCst);
+                // SeqCst pairs with the load in the wait below (and the
+                // callbacks before this marker happen-before it: same task).
+                if left.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    BARRIER_DONE.wake_all();
+                }
             }),
-        ));
+        );
     }
     GP_WORK.wake_one();
-    GP_DONE.wait_until(|| ran.load(Ordering::SeqCst) == cpus.len());
+    BARRIER_DONE.wait_until(|| left.load(Ordering::SeqCst) == 0);
 }
 
-fn run_ready_callbacks(completed: u64) -> usize {
-    let mut ran = 0;
-    for s in &CPUS {
-        let ready: Vec<Callback> = {
-            let mut q = s.callbacks.lock_irqsave();
-            let n = q.iter().take_while(|(t, _)| *t <= completed).count();
-            q.drain(..n).map(|(_, cb)| cb).collect()
-        };
-        let _t = PhaseTimer::start(Phase::RcuCallbacks);
-        for cb in ready {
-            cb();
-            ran += 1;
+/// Run the callbacks on `cpu`'s list whose grace period is over.
+/// Most callbacks one runner takes at a time, with preemption off.
+const BATCH: usize = 32;
+
+/// Run up to `BATCH` of this CPU's ready callbacks; returns how many ran.
+/// Preemption is off throughout, so they run on this CPU (whose list it
+/// is), and no other runner on this CPU (its callback task, or the
+/// grace-period task passing through) can start a later batch before this
+/// one ends: callbacks run strictly in the order queued (`rcu_barrier`
+/// relies on it). So callbacks must not sleep, as in Linux (where they run
+/// in softirq); lockdep reports one that does.
+fn run_ready_batch() -> usize {
+    let _stay = preempt::guard();
+    let ready = this()
+        .callbacks
+        .lock_irqsave()
+        .take_ready(GP_COMPLETED.load(Ordering::SeqCst), BATCH);
+    if ready.is_empty() {
+        return 0;
+    }
+    let _t = PhaseTimer::start(Phase::RcuCallbacks);
+    let n = ready.len();
+    for cb in ready {
+        cb();
+    }
+    n
+}
+
+fn has_ready_callbacks(cpu: &CpuState) -> bool {
+    cpu.callbacks
+        .lock_irqsave()
+        .has_ready(GP_COMPLETED.load(Ordering::SeqCst))
+}
+
+/// CPU `cpu`'s callback task (pinned there). Preemptible, in process
+/// context, like the grace-period task that used to run every CPU's
+/// callbacks.
+fn callback_task(cpu: usize) {
+    let s = &CPUS[cpu];
+    loop {
+        s.callbacks_ready.wait_until(|| has_ready_callbacks(s));
+        while run_ready_batch() != 0 {}
+    }
+}
+
+/// A grace period has just completed: wake the callback tasks of the CPUs
+/// (but `except`) whose oldest callbacks waited for it (or an earlier one).
+/// The task tests its list again under its wait queue's lock after
+/// `GP_COMPLETED` was stored, so a task that has not gone to sleep yet sees
+/// the change itself.
+fn wake_callback_tasks(except: Option<usize>) {
+    for c in percpu::online_cpus().filter(|c| Some(c.cpu_id as usize) != except) {
+        let s = &CPUS[c.cpu_id as usize];
+        if has_ready_callbacks(s) {
+            s.callbacks_ready.wake_one();
         }
     }
-    ran
 }
 
 /// The grace-period task.
@@ -431,7 +570,23 @@ fn gp_task() {
             sched::sleep_ns(1_000_000);
         }
         GP_COMPLETED.store(g, Ordering::SeqCst);
-        run_ready_callbacks(g);
+        // The other CPUs' callback tasks first, so that they run in
+        // parallel with us. The callbacks queued on the CPU we are on run
+        // here and now, as they did when this task ran every CPU's: waking
+        // this CPU's callback task instead queued them behind whoever runs
+        // here, a tick or more, while a program freeing and allocating
+        // memory kept both (`vma_spam_cannot_spend_the_kernel_reserve` ran
+        // out of frames).
+        let me = {
+            let _stay = preempt::guard();
+            percpu::cpu_id()
+        };
+        wake_callback_tasks(Some(me));
+        while run_ready_batch() != 0 {}
+        // Moved off `me` before we ran its callbacks: its task runs them.
+        if has_ready_callbacks(&CPUS[me]) {
+            CPUS[me].callbacks_ready.wake_one();
+        }
         GP_DONE.wake_all();
     }
 }
@@ -443,6 +598,16 @@ pub fn init() {
         .and_then(|v| v.parse().ok())
     {
         STALL_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+    }
+    // The callback tasks first: the grace-period task wakes them.
+    for c in percpu::online_cpus().map(|c| c.cpu_id as usize) {
+        // Never joined and never exit: the scheduler's reference keeps
+        // them.
+        drop(sched::spawn(
+            &alloc::format!("rcu_cb/{c}"),
+            Some(c),
+            move || callback_task(c),
+        ));
     }
     let t = sched::spawn("rcu_gp", None, gp_task);
     // Release pairs with the Acquire in `stall_details`.
@@ -459,6 +624,10 @@ pub fn set_stall_timeout_ms(ms: u64) -> u64 {
 
 pub fn completed() -> u64 {
     GP_COMPLETED.load(Ordering::SeqCst)
+}
+
+pub fn started() -> u64 {
+    GP_STARTED.load(Ordering::SeqCst)
 }
 
 pub fn idle_passes(cpu: usize) -> u64 {

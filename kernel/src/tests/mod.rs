@@ -10,6 +10,7 @@ mod memory;
 mod munmap_downgrade;
 mod percpu_fpu;
 mod rcu;
+mod rcu_percpu;
 mod replay;
 mod replay_more;
 mod rwsem_fair;
