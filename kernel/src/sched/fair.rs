@@ -9,21 +9,22 @@
 //! - the pick takes the queued task with the smallest virtual run time
 //!   (`FairQueue::take_min`), so a task that sleeps a lot runs promptly
 //!   when it wakes, and tasks that never sleep share what is left;
-//! - a woken task keeps its lead over the CPU's floor, but at most
-//!   `SLEEPER_CREDIT` of it (`place`): however long it slept, it then runs
-//!   at most that much before the others' turn comes again;
+//! - a woken task keeps its distance from the CPU's floor, but may be at
+//!   most `SLEEPER_CREDIT_NS` below it (`place`): however long it slept,
+//!   it then runs at most about that much before the others' turn comes;
 //! - a new task starts a little above the floor (`NEW_TASK_DEBIT_NS`);
-//! - a woken (or new) task preempts the running one only if it has had less CPU by
-//!   more than `WAKEUP_GRAN_NS` (`wakeup_preempts`), and the tick preempts
-//!   the running task only for a queued one that has had less by as much
-//!   (`tick_preempts`): so two tasks on one CPU take turns a tick at a time,
-//!   not at every wakeup.
+//! - a woken (or new) task preempts the running one only if it has had
+//!   less CPU by more than `WAKEUP_GRAN_NS` (`wakeup_preempts`), and the
+//!   tick preempts the running task only for a queued one that has had
+//!   less by as much (`tick_preempts`): so two busy tasks on one CPU take
+//!   turns a tick at a time, not at every wakeup.
 //!
-//! Nothing can starve: a queued task's virtual run time does not change,
+//! Nothing can starve: a queued task's virtual run time stands still (but
+//! for the last run time charged as it leaves its CPU, see `FairQueue`),
 //! every task that runs gains virtual run time as fast as it runs, and a
-//! wakeup places a task at most `SLEEPER_CREDIT` below the floor, which
-//! is never above any queued task's. So the others pass a queued task
-//! after a bounded amount of CPU time, and then it is the smallest.
+//! wakeup places a task at most `SLEEPER_CREDIT_NS` below a floor that
+//! never rises past a queued task. So the others pass a queued task after
+//! a bounded amount of CPU time, and then it is the smallest.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
