@@ -14,6 +14,7 @@ use crate::{kassert, ktest, time};
 /// Sleeps of the sleeper, each shorter than a tick.
 const ROUNDS: u64 = 40;
 
+/// Relaxed: a count `cpu` keeps for itself; we only compare two readings.
 fn ticks(cpu: usize) -> u64 {
     percpu::get(cpu).ticks.load(Ordering::Relaxed)
 }
@@ -66,6 +67,7 @@ ktest!(
         if started.is_ok() {
             let took2 = took.clone();
             let s = sched::spawn("fair-sleeper", Some(cpu), move || {
+                // Relaxed: read after `join`, whose wait orders it.
                 took2.store(sleeper(cpu), Ordering::Relaxed);
             });
             sched::join(&s);
