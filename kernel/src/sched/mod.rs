@@ -1,10 +1,13 @@
 //! The scheduler: per-CPU run queues, preemption by the timer, pinning, and
 //! simple load balancing.
 //!
-//! Each CPU runs its `current` task; the others wait in its run queue (FIFO,
-//! round-robin: the timer preempts the current task every tick if another is
-//! waiting). A CPU with nothing to run steals an unpinned task from the
-//! busiest queue, and otherwise runs its idle task, which halts.
+//! Each CPU runs its `current` task; the others wait in its run queue,
+//! which hands out the CPU by run time (`fair`): the queued task that has
+//! had the least CPU runs next, a woken task preempts the running one if it
+//! has had less by a granularity, and the tick preempts the running task
+//! for a queued one that has had less by as much. A CPU with nothing to run
+//! steals an unpinned task from the busiest queue, and otherwise runs its
+//! idle task, which halts. The idle task is never queued.
 //!
 //! Preemption is disabled while `preempt_count` (per CPU) is non-zero: every
 //! spinlock holder, every RCU reader. A timer tick that finds it non-zero
@@ -22,6 +25,7 @@
 //! `rcu::note_idle` in the idle loop (an idle CPU never holds up RCU).
 
 pub mod diag;
+pub mod fair;
 pub mod fpu;
 pub mod preempt;
 pub mod stats;
@@ -29,7 +33,6 @@ mod switch;
 pub mod task;
 
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -40,10 +43,24 @@ use crate::arch::{apic, cpu, idt};
 use crate::memory::kstack::KernelStack;
 use crate::sync::SpinLock;
 use crate::sync::spinlock::SpinLockGuard;
+use fair::FairQueue;
 pub use task::{State, Task, current_uthread};
 
 struct RunQueue {
-    queue: SpinLock<VecDeque<Arc<Task>>>,
+    queue: SpinLock<FairQueue>,
+    /// The floor of this CPU's virtual run times (see `fair`): it only
+    /// rises, to the smallest among the running task's and the queued
+    /// tasks'. Written by this CPU with `queue` locked; read by other CPUs
+    /// (Relaxed) to place a task on this queue, where a stale value only
+    /// places it less well.
+    min_vruntime: AtomicU64,
+    /// The running task's virtual run time as of `charged_ns`; `u64::MAX`
+    /// while the idle task runs (any woken task may preempt it). Written
+    /// by this CPU; read by wakers elsewhere as a hint (`running_vruntime`).
+    curr_vruntime: AtomicU64,
+    /// Up to when the running task's run time has been added to its virtual
+    /// run time (`time::uptime_ns`). Written by this CPU, interrupts off.
+    charged_ns: AtomicU64,
     // The running task is `percpu::current_task`; the CPU holds one strong
     // reference to it (`Arc::into_raw`).
     idle: AtomicPtr<Task>,
@@ -55,7 +72,7 @@ struct RunQueue {
     sleepers: SpinLock<Vec<Arc<Task>>>,
     nr_switches: AtomicU64,
     /// When the running task was switched in (`time::uptime_ns`), for the
-    /// wakeup-preemption rule (see `enqueue_as`).
+    /// wakeup placement (see `select_cpu`).
     switched_in_ns: AtomicU64,
     /// The running task's name (first bytes), for diagnostics read by other
     /// CPUs; may be torn while it changes, which a warning can live with.
@@ -66,7 +83,10 @@ const LABEL_LEN: usize = 24;
 
 static RQ: [RunQueue; MAX_CPUS] = [const {
     RunQueue {
-        queue: SpinLock::new(VecDeque::new()),
+        queue: SpinLock::new(FairQueue::new()),
+        min_vruntime: AtomicU64::new(0),
+        curr_vruntime: AtomicU64::new(u64::MAX),
+        charged_ns: AtomicU64::new(0),
         idle: AtomicPtr::new(core::ptr::null_mut()),
         prev: AtomicPtr::new(core::ptr::null_mut()),
         sleepers: SpinLock::new(Vec::new()),
@@ -259,17 +279,19 @@ fn enqueue(t: Arc<Task>, cpu: usize) {
     enqueue_as(t, cpu, false);
 }
 
-/// A woken task preempts the running one only if that one has had the CPU
-/// this long (Linux's wakeup granularity is 1 ms too): a task that just got
-/// the CPU, typically the waker itself, keeps it.
-const WAKEUP_GRAN_NS: u64 = 1_000_000;
+/// A task that has run this long on a CPU is one a woken task would rather
+/// go to (see `select_cpu`): a task that just got the CPU, typically the
+/// waker itself, is likely to block again soon.
+const WAKEUP_GRAN_NS: u64 = fair::WAKEUP_GRAN_NS;
 
-/// Queue `t` on `cpu`. A new task queued on this CPU takes it over at the
-/// next preemption point. A woken one (`wakeup`) takes over a CPU, this one
-/// or another, only if it is idle or its task has run for
-/// `WAKEUP_GRAN_NS`; else it waits for that task to block or for the tick.
+/// Queue `t` on `cpu`, placed there by virtual run time (`place_on`). It
+/// takes over the CPU, this one or another, only if it is idle or its task
+/// has had more CPU by a granularity (`fair::wakeup_preempts`); else it
+/// waits for that task to block or for the tick. `wakeup`: `t` was woken
+/// (for the statistics).
 fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
-    let preempt = wakeup && ran_long(cpu);
+    place_on(&t, cpu);
+    let preempt = fair::wakeup_preempts(running_vruntime(cpu), t.vruntime.load(Ordering::Relaxed));
     let behind = stats::enabled() && wakeup && !preempt && !cpu_idle(cpu);
     if stats::enabled() {
         let now = crate::time::uptime_ns().max(1);
@@ -288,7 +310,7 @@ fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
     let _ = t
         .placed_on
         .compare_exchange(task::NO_CPU, cpu, Ordering::Relaxed, Ordering::Relaxed);
-    RQ[cpu].queue.lock_irqsave().push_back(t);
+    RQ[cpu].queue.lock_irqsave().push(t);
     if behind {
         stats::add(stats::Stat::WakeQueuedBehind, 1);
     }
@@ -305,10 +327,65 @@ fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
             percpu::get(cpu).apic_id.load(Ordering::Relaxed),
             idt::VECTOR_WAKEUP,
         );
-    } else if !wakeup || preempt || cpu_idle(cpu) {
+    } else if preempt || cpu_idle(cpu) {
         percpu::get(cpu).need_resched.store(true, Ordering::Relaxed);
     }
     cpu::irq_restore(irq);
+}
+
+/// Set `t`'s virtual run time for `cpu`'s queue, before `t.cpu` says so:
+/// a new task starts just above the floor (`fair::NEW_TASK_DEBIT_NS`); any
+/// other keeps its distance from the floor of the queue it left (`t.cpu`),
+/// within `fair::place`'s bounds.
+fn place_on(t: &Task, cpu: usize) {
+    let dst_min = RQ[cpu].min_vruntime.load(Ordering::Relaxed);
+    let v = if t.placed_on.load(Ordering::Relaxed) == task::NO_CPU {
+        dst_min.saturating_add(fair::NEW_TASK_DEBIT_NS)
+    } else {
+        let src_min = RQ[t.cpu.load(Ordering::Relaxed)]
+            .min_vruntime
+            .load(Ordering::Relaxed);
+        fair::place(t.vruntime.load(Ordering::Relaxed), src_min, dst_min)
+    };
+    t.vruntime.store(v, Ordering::Relaxed);
+}
+
+/// The virtual run time of `cpu`'s running task now (a hint, as racy as
+/// `cpu_idle`; `u64::MAX` for the idle task).
+fn running_vruntime(cpu: usize) -> u64 {
+    let rq = &RQ[cpu];
+    let since = rq.charged_ns.load(Ordering::Relaxed);
+    let ran = crate::time::uptime_ns().saturating_sub(since);
+    rq.curr_vruntime.load(Ordering::Relaxed).saturating_add(ran)
+}
+
+/// Add the running task's run time since `charged_ns` to its virtual run
+/// time (CPU `me`, interrupts off).
+fn charge_current(me: usize) {
+    let rq = &RQ[me];
+    let now = crate::time::uptime_ns();
+    let ran = now.saturating_sub(rq.charged_ns.swap(now, Ordering::Relaxed));
+    let cur = current_ptr();
+    if cur.is_null() || core::ptr::eq(cur, rq.idle.load(Ordering::Relaxed)) {
+        return;
+    }
+    // SAFETY: the CPU's reference keeps its current task alive.
+    let v = unsafe { &*cur }.vruntime.fetch_add(ran, Ordering::Relaxed) + ran;
+    rq.curr_vruntime.store(v, Ordering::Relaxed);
+}
+
+/// Raise CPU `rq`'s floor to the smallest virtual run time among its
+/// running task (`running`, None for the idle task or one that is leaving)
+/// and its queue `q`, which the caller holds.
+fn raise_floor(rq: &RunQueue, q: &FairQueue, running: Option<u64>) {
+    let smallest = match (running, q.min_vruntime()) {
+        (Some(r), Some(m)) => Some(r.min(m)),
+        (r, m) => r.or(m),
+    };
+    if let Some(v) = smallest {
+        let old = rq.min_vruntime.load(Ordering::Relaxed);
+        rq.min_vruntime.store(old.max(v), Ordering::Relaxed);
+    }
 }
 
 /// Make a blocked task runnable. False if it was not blocked.
@@ -333,11 +410,12 @@ pub fn wake(t: &Arc<Task>) -> bool {
 /// one, so that the task neither waits behind a running task nor preempts it
 /// (Linux's `select_idle_sibling`).
 ///
-/// With every CPU busy, a CPU where the task may preempt at once (its task
-/// has run for `WAKEUP_GRAN_NS`, see `enqueue_as`) beats one where it would
-/// wait for the tick: the last CPU if it qualifies, else another, but not
-/// the waker's own (a waker that releases a lock often takes it again next,
-/// and preempting it sent it to the back of its queue). A woken task often
+/// With every CPU busy, a CPU whose task has run for `WAKEUP_GRAN_NS`
+/// since it was switched in beats one whose task has just got it (and
+/// which, typically a woken task itself, may have had little CPU, so that
+/// the woken task would wait behind it: `enqueue_as`): the last CPU if it
+/// qualifies, else another, but not the waker's own (a waker that releases
+/// a lock often takes it again next). A woken task often
 /// holds a lock just handed to it (a semaphore grants before it wakes), so
 /// every tick it waits behind a task that just got its CPU, the lock's
 /// other waiters wait too, and their CPUs go idle.
@@ -387,9 +465,10 @@ pub fn cancel_sleep(t: &Task) {
 }
 
 /// Give the CPU away. The current task must have set its state first:
-/// Running (stays runnable: a yield), Blocked (sleeps until woken) or Exited.
+/// Running (stays runnable, and runs on if it has had the least CPU; see
+/// `yield_now`), Blocked (sleeps until woken) or Exited.
 pub fn schedule() {
-    switch_away(false);
+    switch_away(false, false);
 }
 
 /// Involuntary preemption (timer tick, end of a no-preempt section).
@@ -401,17 +480,20 @@ pub fn schedule() {
 /// So preemption treats it as runnable (a spurious wakeup, which every wait
 /// loop tolerates), as Linux's `__schedule(SM_PREEMPT)` does.
 fn preempt_schedule() {
-    switch_away(true);
+    switch_away(true, false);
 }
 
 /// Switch to the next task, in three steps: mark the switch point, pick who
 /// runs next (maybe nobody else: then `prev` keeps the CPU), and switch.
-fn switch_away(preempted: bool) {
+/// `yielding`: a running `prev` goes after every other ready task (see
+/// `take_ready`).
+fn switch_away(preempted: bool, yielding: bool) {
     let irq = cpu::irq_save();
     let me = percpu::cpu_id();
     note_switch_point(me);
+    charge_current(me);
     let prev_ptr = current_ptr() as *mut Task;
-    if let Some(next) = pick_next(me, prev_ptr, preempted) {
+    if let Some(next) = pick_next(me, prev_ptr, preempted, yielding) {
         let why = if preempted {
             stats::Stat::SwitchPreempt
         } else {
@@ -434,11 +516,14 @@ fn note_switch_point(me: usize) {
 }
 
 /// Who runs next on CPU `me`, or `None` if `prev` keeps running.
-fn pick_next(me: usize, prev_ptr: *mut Task, preempted: bool) -> Option<Arc<Task>> {
+fn pick_next(me: usize, prev_ptr: *mut Task, preempted: bool, yielding: bool) -> Option<Arc<Task>> {
     // SAFETY: we are the current task; the CPU's reference keeps it alive.
     let prev = unsafe { &*prev_ptr };
+    let yielding = yielding
+        && prev.state() == State::Running
+        && !core::ptr::eq(prev_ptr, RQ[me].idle.load(Ordering::Relaxed));
     let mut q = requeue_prev(me, prev_ptr, preempted)?;
-    let ready = take_ready(&mut q, me, prev_ptr);
+    let ready = take_ready(&mut q, me, prev_ptr, yielding);
     drop(q);
     let next = match ready {
         Some(t) => t,
@@ -458,13 +543,18 @@ fn requeue_prev(
     me: usize,
     prev_ptr: *mut Task,
     preempted: bool,
-) -> Option<SpinLockGuard<'static, VecDeque<Arc<Task>>>> {
+) -> Option<SpinLockGuard<'static, FairQueue>> {
     let rq = &RQ[me];
     // SAFETY: as in `pick_next`.
     let prev = unsafe { &*prev_ptr };
     let idle_ptr = rq.idle.load(Ordering::Relaxed);
     let mut q = rq.queue.lock();
     let still_running = prev.state() == State::Running && !core::ptr::eq(prev_ptr, idle_ptr);
+    raise_floor(
+        rq,
+        &q,
+        still_running.then(|| prev.vruntime.load(Ordering::Relaxed)),
+    );
     // One read of the affinity: another task may change it meanwhile.
     if let Some(target) = prev.pinned().filter(|&c| c != me && still_running) {
         // Pinned elsewhere since it last ran: hand it to that CPU.
@@ -482,29 +572,39 @@ fn requeue_prev(
         stats::note_requeued(prev, preempted);
         // SAFETY: `prev_ptr` came from Arc::into_raw; this adds the queue's
         // own strong reference (the CPU keeps its one until finish_switch).
-        q.push_back(unsafe { clone_raw(prev_ptr) });
+        q.push(unsafe { clone_raw(prev_ptr) });
     } else if preempted && prev.transition(State::Blocked, State::Runnable) {
         // (If the transition fails, a waker already made it runnable and
         // queued it.)
         // SAFETY: as above.
-        q.push_back(unsafe { clone_raw(prev_ptr) });
+        q.push(unsafe { clone_raw(prev_ptr) });
     }
     Some(q)
 }
 
-/// Take the first queued task that is not still being switched out
-/// elsewhere (`prev` itself qualifies).
-fn take_ready(q: &mut VecDeque<Arc<Task>>, me: usize, prev_ptr: *mut Task) -> Option<Arc<Task>> {
+/// Take the queued task with the least virtual run time that is not still
+/// being switched out elsewhere (`prev` itself qualifies). A `yielding`
+/// `prev` goes after every other such task, whatever its run time: a yield
+/// lets the others run (Linux's CFS skips a yielding task likewise).
+fn take_ready(
+    q: &mut FairQueue,
+    me: usize,
+    prev_ptr: *mut Task,
+    yielding: bool,
+) -> Option<Arc<Task>> {
     // Never wait for a task still being switched out elsewhere: two CPUs
     // each waiting for the other's outgoing task would deadlock. Skip
     // such a task (it stays queued; `need_resched` brings us back).
-    let ready = q
-        .iter()
-        .position(|t| core::ptr::eq(Arc::as_ptr(t), prev_ptr) || !t.on_cpu.load(Ordering::Acquire));
-    if ready.is_none() && !q.is_empty() {
+    let is_prev = |t: &Task| core::ptr::eq(t, prev_ptr);
+    let ready = |t: &Task| is_prev(t) || !t.on_cpu.load(Ordering::Acquire);
+    let next = yielding
+        .then(|| q.take_min(|t| !is_prev(t) && ready(t)))
+        .flatten()
+        .or_else(|| q.take_min(ready));
+    if next.is_none() && !q.is_empty() {
         percpu::get(me).need_resched.store(true, Ordering::Relaxed);
     }
-    ready.and_then(|i| q.remove(i))
+    next
 }
 
 /// Nothing ready here: another CPU's task, else the idle task; `None` if
@@ -576,8 +676,15 @@ fn claim(me: usize, next: &Task) {
     next.switches.fetch_add(1, Ordering::Relaxed);
     next.ran_on.fetch_or(1 << me, Ordering::Relaxed);
     rq.nr_switches.fetch_add(1, Ordering::Relaxed);
-    rq.switched_in_ns
-        .store(crate::time::uptime_ns(), Ordering::Relaxed);
+    let now = crate::time::uptime_ns();
+    rq.switched_in_ns.store(now, Ordering::Relaxed);
+    rq.charged_ns.store(now, Ordering::Relaxed);
+    let v = if core::ptr::eq(next, rq.idle.load(Ordering::Relaxed)) {
+        u64::MAX
+    } else {
+        next.vruntime.load(Ordering::Relaxed)
+    };
+    rq.curr_vruntime.store(v, Ordering::Relaxed);
     if stats::enabled() {
         stats::woken_ran(next.woken_ns.swap(0, Ordering::Relaxed));
         stats::note_claimed(next);
@@ -612,7 +719,9 @@ unsafe fn clone_raw(p: *const Task) -> Arc<Task> {
     }
 }
 
-/// Take an unpinned task from the busiest other queue.
+/// Take an unpinned task from the busiest other queue: the one there with
+/// the least virtual run time, which keeps its distance from that queue's
+/// floor on ours (`fair::place`).
 fn steal(me: usize) -> Option<Arc<Task>> {
     let victim = percpu::online_cpus()
         .map(|c| c.cpu_id as usize)
@@ -620,11 +729,15 @@ fn steal(me: usize) -> Option<Arc<Task>> {
         .max_by_key(|&c| RQ[c].queue.lock().len())?;
     let mut q = RQ[victim].queue.lock();
     // Only a task no CPU is still switching out (see `switch_away`).
-    let i = q
-        .iter()
-        .position(|t| t.pinned().is_none() && !t.on_cpu.load(Ordering::Acquire))?;
+    let t = q.take_min(|t| t.pinned().is_none() && !t.on_cpu.load(Ordering::Acquire))?;
+    let v = fair::place(
+        t.vruntime.load(Ordering::Relaxed),
+        RQ[victim].min_vruntime.load(Ordering::Relaxed),
+        RQ[me].min_vruntime.load(Ordering::Relaxed),
+    );
+    t.vruntime.store(v, Ordering::Relaxed);
     stats::add(stats::Stat::Steals, 1);
-    q.remove(i)
+    Some(t)
 }
 
 #[unsafe(no_mangle)]
@@ -664,8 +777,12 @@ pub fn join_unless(t: &Arc<Task>, stop: impl Fn() -> bool) -> Option<i64> {
     (t.state() == State::Exited).then(|| t.exit_code.load(Ordering::Relaxed))
 }
 
+/// Let the other tasks ready on this CPU run first, whatever their run
+/// time (a `schedule()` with the task still running instead lets it run on
+/// if it has had the least CPU: that is how a task preempted while it went
+/// to sleep comes back, see `preempt_schedule`).
 pub fn yield_now() {
-    schedule();
+    switch_away(false, true);
 }
 
 /// Sleep for at least `ns` nanoseconds.
@@ -730,7 +847,9 @@ pub fn clone_current() -> Arc<Task> {
     unsafe { clone_raw(p) }
 }
 
-/// Timer tick (interrupt context): wake sleepers, ask for a switch if others wait.
+/// Timer tick (interrupt context): wake sleepers, charge the running task,
+/// and ask for a switch if a queued task has had less CPU by a granularity
+/// (any queued task, if the idle task runs).
 pub fn tick() {
     let rq = rq();
     if !STARTED.load(Ordering::Acquire) {
@@ -749,7 +868,22 @@ pub fn tick() {
             }
         }
     }
-    if !rq.queue.lock().is_empty() {
+    let me = percpu::cpu_id();
+    charge_current(me);
+    let cur = current_ptr();
+    let running = (!cur.is_null() && !core::ptr::eq(cur, rq.idle.load(Ordering::Relaxed)))
+        // SAFETY: the CPU's reference keeps its current task alive.
+        .then(|| unsafe { &*cur }.vruntime.load(Ordering::Relaxed));
+    let resched = {
+        let q = rq.queue.lock();
+        raise_floor(rq, &q, running);
+        match (running, q.min_vruntime()) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(r), Some(m)) => fair::tick_preempts(r, m),
+        }
+    };
+    if resched {
         percpu::this().need_resched.store(true, Ordering::Relaxed);
     }
 }

@@ -79,6 +79,13 @@ pub struct Task {
     pub ran_on: AtomicU64,
     /// Wake deadline (ns since boot) while sleeping in `sleep_ns`.
     pub wake_at: AtomicU64,
+    /// Virtual run time (see `sched::fair`): nanoseconds of CPU consumed,
+    /// on the timeline of the CPU whose queue holds it or last held it
+    /// (`cpu`). Added to by the CPU running the task, as it charges its run
+    /// time; set by whoever places it on a queue (`enqueue_as`, `steal`).
+    /// Both may happen at once (a waker places a task that is still leaving
+    /// its CPU): one of the two is off by the last few microseconds run.
+    pub vruntime: AtomicU64,
     /// When the last wakeup queued this task (ns since boot; 0: not woken
     /// since it last ran), for `stats`.
     pub woken_ns: AtomicU64,
@@ -142,6 +149,7 @@ impl Task {
             switches: AtomicU64::new(0),
             ran_on: AtomicU64::new(0),
             wake_at: AtomicU64::new(0),
+            vruntime: AtomicU64::new(0),
             woken_ns: AtomicU64::new(0),
             queued_ns: AtomicU64::new(0),
             wait_sum_ns: AtomicU64::new(0),

@@ -15,6 +15,7 @@ mod replay;
 mod replay_more;
 mod rwsem_fair;
 mod sched;
+mod sched_fair;
 mod sched_wakeup;
 mod selftest;
 mod smp;
