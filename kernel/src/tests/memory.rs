@@ -141,10 +141,18 @@ ktest!(
     fn stack_guard_page_catches_overflow() {
         let stack = KernelStack::with_size(16 << 10).ok_or("no memory")?;
         percpu::this().last_fixup_cr2.store(0, Ordering::Relaxed);
+        // Interrupts off for the recursion: an interrupt taken with the
+        // stack nearly full would overflow inside its handler, and the unwind
+        // to our recovery point would skip that handler's exit (the CPU's
+        // interrupt depth would stay raised, failing every later test). With
+        // them off the overflow is always in `recurse_forever`, and the
+        // recovery point (kept per CPU) cannot move to another CPU with us.
+        let irq = crate::arch::cpu::irq_save();
         // SAFETY: `stack` is a fresh kernel stack; the callee never returns
         // normally, and the double-fault handler unwinds to our recovery point.
         let overflowed =
             unsafe { crate::testing::call_on_stack_recoverable(stack.top(), recurse_forever, 0) };
+        crate::arch::cpu::irq_restore(irq);
         kassert_eq!(
             overflowed,
             1,
