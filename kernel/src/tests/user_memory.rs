@@ -73,19 +73,20 @@ ktest!(
     }
 );
 
-/// Run `n` copies of `name` at once; their exit codes.
-fn run_together(name: &str, n: usize) -> Result<alloc::vec::Vec<i32>, alloc::string::String> {
-    let procs = (0..n)
-        .map(|_| user::spawn(name, "").map_err(|e| alloc::format!("cannot run {name}: {e}")))
-        .collect::<Result<alloc::vec::Vec<_>, _>>()?;
-    Ok(procs
-        .iter()
+/// Run `n` copies of `name` at once: each copy's exit code, or why it could
+/// not start. Every copy that started is waited for and reaped, even when a
+/// later one could not start (under memory pressure a spawn may fail).
+fn run_together(name: &str, n: usize) -> alloc::vec::Vec<Result<i32, &'static str>> {
+    let procs: alloc::vec::Vec<_> = (0..n).map(|_| user::spawn(name, "")).collect();
+    procs
+        .into_iter()
         .map(|p| {
-            let code = user::wait(p);
-            user::reap(p);
-            code
+            let p = p?;
+            let code = user::wait(&p);
+            user::reap(&p);
+            Ok(code)
         })
-        .collect())
+        .collect()
 }
 
 ktest!(
@@ -125,10 +126,15 @@ ktest!(
             frame::free(pa);
         }
         drop(filler);
-        let codes = codes?;
+        // A copy may also fail to start, refused memory for its address
+        // space or thread once the others have spent what little is left:
+        // that is the pressure doing its job, not a way into the reserve.
         kassert!(
-            codes.iter().all(|c| *c == 0 || *c == 2) && codes.contains(&0),
-            "exit codes under memory pressure: {:?} (0: ENOMEM, 2: VMA limit)",
+            codes.iter().all(|c| match c {
+                Ok(code) => *code == 0 || *code == 2,
+                Err(why) => why.contains("out of memory"),
+            }) && codes.contains(&Ok(0)),
+            "outcomes under memory pressure: {:?} (0: ENOMEM, 2: VMA limit)",
             codes
         );
         // The reserve is the kernel's: its own page tables (mapping heap
