@@ -176,9 +176,10 @@ impl RwSem {
         self.grant(&mut s);
     }
 
-    /// Hand the semaphore to the head of the queue (called when it is free,
-    /// or held by readers only after a downgrade, with `state` held) and wake those granted. Waking under `state` keeps
-    /// the grant and the wakeup in one step (the scheduler's run-queue locks
+    /// Hand the semaphore to the head of the queue (called with `state`
+    /// held, when it is free, or held by readers only just after a
+    /// downgrade) and wake those granted. Waking under `state` keeps the
+    /// grant and the wakeup in one step (the scheduler's run-queue locks
     /// nest inside; nothing takes a semaphore's state under them).
     fn grant(&self, s: &mut State) {
         let mut woke = false;

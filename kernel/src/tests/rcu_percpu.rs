@@ -17,6 +17,18 @@ fn spin_ns(ns: u64) {
     }
 }
 
+/// A task on CPU 0 that waits until `inside` (a reader on another CPU is in
+/// its read-side section), then queues a callback that sets `ran`.
+fn spawn_queuer(inside: &Arc<AtomicBool>, ran: &Arc<AtomicBool>) -> Arc<sched::Task> {
+    let (inside, ran) = (inside.clone(), ran.clone());
+    sched::spawn("queuer", Some(0), move || {
+        while !inside.load(Ordering::SeqCst) {
+            sched::sleep_ns(100_000);
+        }
+        rcu::call_rcu(Box::new(move || ran.store(true, Ordering::SeqCst)));
+    })
+}
+
 ktest!(
     fn rcu_callbacks_run_on_queuing_cpu() {
         // Every CPU queues callbacks, yielding now and then so that they
@@ -136,15 +148,7 @@ ktest!(
                     drop(g);
                 })
             };
-            let queuer = {
-                let (inside, ran) = (inside.clone(), ran.clone());
-                sched::spawn("queuer", Some(0), move || {
-                    while !inside.load(Ordering::SeqCst) {
-                        sched::sleep_ns(100_000);
-                    }
-                    rcu::call_rcu(Box::new(move || ran.store(true, Ordering::SeqCst)));
-                })
-            };
+            let queuer = spawn_queuer(&inside, &ran);
             sched::join(&queuer);
             sched::join(&reader);
             if seen.load(Ordering::SeqCst) {
@@ -201,15 +205,7 @@ ktest!(
                 drop(g);
             })
         };
-        let queuer = {
-            let (inside, ran) = (inside.clone(), ran.clone());
-            sched::spawn("queuer", Some(0), move || {
-                while !inside.load(Ordering::SeqCst) {
-                    sched::sleep_ns(100_000);
-                }
-                rcu::call_rcu(Box::new(move || ran.store(true, Ordering::SeqCst)));
-            })
-        };
+        let queuer = spawn_queuer(&inside, &ran);
         sched::join(&queuer);
         release.store(true, Ordering::SeqCst);
         sched::join(&reader);
