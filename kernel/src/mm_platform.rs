@@ -180,6 +180,12 @@ impl Platform for Kernel {
         phys_to_virt(pa)
     }
 
+    fn zero_frame(pa: u64) {
+        // SAFETY: the direct map covers every frame, page-aligned; the
+        // caller owns the frame until it publishes it (the trait's contract).
+        unsafe { crate::memory::clear_page(phys_to_virt(pa)) };
+    }
+
     fn tlb_shootdown(root: u64, cpus: u64, range: Range<u64>) {
         // `cpus` comes from `Mm::cpus_to_flush`, read after a full fence that
         // pairs with the one in `Mm::note_cpu`: a CPU missing from it loads

@@ -122,8 +122,8 @@ pub fn handle_fault<P: Platform>(
         };
         drop(t);
         let t = Timer::<P>::start(Phase::FaultZero);
-        // SAFETY: a fresh frame, ours alone until the PTE publishes it.
-        unsafe { core::ptr::write_bytes(P::frame_ptr(frame), 0, PAGE_SIZE as usize) };
+        // A fresh frame, ours alone until the PTE publishes it.
+        P::zero_frame(frame);
         drop(t);
         let _t = Timer::<P>::start(Phase::FaultInstall);
         // Release: the zeroes are visible to any CPU that sees the PTE (the

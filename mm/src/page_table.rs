@@ -32,7 +32,7 @@ use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::platform::Platform;
-use crate::vma::{PAGE_SIZE, Prot};
+use crate::vma::Prot;
 
 bitflags::bitflags! {
     /// The bits of an entry this crate uses (the hardware's layout).
@@ -279,8 +279,8 @@ fn entry<'a, P: Platform>(table: u64, idx: usize) -> &'a AtomicU64 {
 
 fn new_table<P: Platform>() -> Result<u64, OutOfMemory> {
     let pa = P::alloc_frame().ok_or(OutOfMemory)?;
-    // SAFETY: a fresh frame, ours alone until published.
-    unsafe { core::ptr::write_bytes(P::frame_ptr(pa), 0, PAGE_SIZE as usize) };
+    // A fresh frame, ours alone until published.
+    P::zero_frame(pa);
     Ok(pa)
 }
 

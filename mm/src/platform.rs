@@ -185,6 +185,15 @@ pub trait Platform: Rcu + Sized + Send + Sync + 'static {
     /// The frame's 4096 bytes, valid until the frame is freed.
     fn frame_ptr(pa: u64) -> *mut u8;
 
+    /// Zero a frame that no one else can see yet (a fresh frame for a fault
+    /// or a new page table). A platform may override it with a faster way
+    /// to clear a page.
+    fn zero_frame(pa: u64) {
+        // SAFETY: `frame_ptr` maps the frame's 4096 bytes; the caller owns
+        // the frame until it publishes it.
+        unsafe { core::ptr::write_bytes(Self::frame_ptr(pa), 0, crate::vma::PAGE_SIZE as usize) };
+    }
+
     /// Invalidate translations of `range` in the page table rooted at `root`
     /// on every CPU in `cpus` (bit n = CPU n) and on the calling CPU, and wait
     /// until they are gone.

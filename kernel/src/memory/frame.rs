@@ -356,7 +356,7 @@ fn give(a: &mut Allocator, pa: u64) {
 pub fn alloc_zeroed() -> Option<u64> {
     let pa = alloc()?;
     // SAFETY: the frame was just allocated to us and is direct-mapped.
-    unsafe { core::ptr::write_bytes(phys_to_virt(pa), 0, PAGE_SIZE as usize) };
+    unsafe { super::clear_page(phys_to_virt(pa)) };
     Some(pa)
 }
 

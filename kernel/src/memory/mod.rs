@@ -10,11 +10,14 @@
 //! | `0xffff_ffff_8000_0000` + phys        | the kernel image (-2 GiB)            |
 
 pub mod bootinfo;
+mod clear;
 pub mod frame;
 pub mod heap;
 mod heap_cache;
 pub mod kstack;
 pub mod paging;
+
+pub use clear::clear_page;
 
 pub const PAGE_SIZE: u64 = 4096;
 pub const DIRECT_MAP_BASE: u64 = 0xFFFF_8000_0000_0000;

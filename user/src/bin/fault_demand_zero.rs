@@ -1,4 +1,5 @@
-//! Test: fresh anonymous memory reads as zero, and each page faults exactly
+//! Test: fresh anonymous memory reads as zero, even when its frames held
+//! this process's data a moment ago, and each page faults exactly
 //! once (counted by the kernel's fault counters), whether first read or first
 //! written; touching it again costs no fault.
 //!
@@ -107,6 +108,27 @@ fn main(_args: Args) -> i32 {
         // SAFETY: our mappings, no longer used.
         unsafe { rt::munmap(m, LEN) }.expect("munmap");
     }
+
+    // Reused frames: fill pages with ones, unmap them, map again. The frame
+    // allocator hands recently freed frames out first, so the new pages sit
+    // on the frames just dirtied; every byte must still read zero (a page
+    // cleared only in part would show 0xff here, and leak data between
+    // processes the same way).
+    let dirty = fresh();
+    for off in (0..LEN).step_by(8) {
+        // SAFETY: inside the mapping.
+        unsafe { dirty.add(off as usize).cast::<u64>().write_volatile(u64::MAX) };
+    }
+    // SAFETY: our mapping, no longer used.
+    unsafe { rt::munmap(dirty, LEN) }.expect("munmap");
+    let reused = fresh();
+    let nonzero = read_all(reused);
+    check!(
+        nonzero == 0,
+        "{nonzero} bytes of memory mapped over freed, dirtied frames were not zero"
+    );
+    // SAFETY: our mapping, no longer used.
+    unsafe { rt::munmap(reused, LEN) }.expect("munmap");
     println!(
         "ok: {PAGES} pages zero, one fault each (read first: {} per-VMA, {} fallback; write first: {} per-VMA, {} fallback)",
         read_first.success, read_first.fallback, write_first.success, write_first.fallback
