@@ -8,4 +8,5 @@ pub mod idt;
 pub mod percpu;
 pub mod pic;
 pub mod smp;
+pub mod string;
 pub mod trap;

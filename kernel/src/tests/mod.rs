@@ -20,6 +20,7 @@ mod sched_wakeup;
 mod selftest;
 mod smp;
 mod soak;
+mod string;
 mod user;
 mod user_exceptions;
 mod user_limits;
