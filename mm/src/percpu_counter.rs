@@ -77,4 +77,28 @@ mod tests {
         small.add(0, -1);
         assert_eq!(small.sum(), 2);
     }
+
+    /// A task can read its CPU id, move to another CPU, and add to the old
+    /// id's share while that CPU's own tasks add to it too: several CPUs
+    /// then add to one share at once, and no add may be lost (a plain load
+    /// and store would lose some).
+    #[test]
+    fn adds_to_one_share_from_many_threads_all_count() {
+        const THREADS: usize = 4;
+        const ADDS: usize = 200_000;
+        let c = PerCpuCounter::new(2);
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let c = &c;
+                // Even threads use the stale id 0, odd ones 2, which wraps
+                // onto share 0 as well.
+                s.spawn(move || {
+                    for _ in 0..ADDS {
+                        c.add(2 * (t % 2), 1);
+                    }
+                });
+            }
+        });
+        assert_eq!(c.sum(), (THREADS * ADDS) as u64);
+    }
 }
