@@ -10,13 +10,6 @@ use crate::rcu;
 use crate::sched;
 use crate::{kassert, kassert_eq, ktest, time};
 
-fn spin_ns(ns: u64) {
-    let t0 = time::uptime_ns();
-    while time::uptime_ns() < t0 + ns {
-        core::hint::spin_loop();
-    }
-}
-
 /// A task on CPU 0 that waits until `inside` (a reader on another CPU is in
 /// its read-side section), then queues a callback that sets `ran`.
 fn spawn_queuer(inside: &Arc<AtomicBool>, ran: &Arc<AtomicBool>) -> Arc<sched::Task> {
@@ -68,31 +61,87 @@ ktest!(
 
 ktest!(
     fn rcu_barrier_waits_for_every_cpu() {
-        // Every CPU queues callbacks; those queued away from CPU 0 are slow
-        // (1 ms each), so a barrier on CPU 0 that waited for its own list
-        // only would return while the other CPUs are still running theirs.
-        // (Only when its marker waits for the same grace period as they do:
-        // callbacks run with preemption off, so a CPU running a slow batch
-        // also holds up any later grace period, and so the marker.)
+        // The last CPU queues callbacks, then keeps its callback task from
+        // running: a hog with preemption off that passes through quiescent
+        // states (as a CPU returning to user mode over and over does), so
+        // grace periods still end. A barrier on CPU 0 must wait for those
+        // callbacks. One that put its marker on its own CPU's list only
+        // would return as soon as that marker's grace period ended, with
+        // every one of them still queued behind the hog. The hog is let go
+        // once three more grace periods have ended after the barrier began:
+        // by then a barrier that waits for CPU 0 alone has returned.
         const PER_CPU: usize = 20;
+        const HOG_LIMIT_NS: u64 = 5_000_000_000;
+        if percpu::online_count() < 2 {
+            return Ok(());
+        }
+        let last = percpu::online_count() - 1;
         let ran = Arc::new(AtomicUsize::new(0));
-        let r = ran.clone();
-        sched::run_on_cpus(smp::online_mask(), &move |cpu| {
-            for _ in 0..PER_CPU {
-                let r = r.clone();
-                rcu::call_rcu(Box::new(move || {
-                    if cpu != 0 {
-                        spin_ns(1_000_000);
+        let queued = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let hog_timed_out = Arc::new(AtomicBool::new(false));
+        let hog = {
+            let (ran, queued, stop, timed_out) = (
+                ran.clone(),
+                queued.clone(),
+                stop.clone(),
+                hog_timed_out.clone(),
+            );
+            sched::spawn("barrier-hog", Some(last), move || {
+                for _ in 0..PER_CPU {
+                    let r = ran.clone();
+                    rcu::call_rcu(Box::new(move || {
+                        r.fetch_add(1, Ordering::SeqCst);
+                    }));
+                }
+                let _stay = sched::preempt::guard();
+                queued.store(true, Ordering::SeqCst);
+                let t0 = time::uptime_ns();
+                while !stop.load(Ordering::SeqCst) {
+                    if time::uptime_ns() > t0 + HOG_LIMIT_NS {
+                        timed_out.store(true, Ordering::SeqCst);
+                        break;
                     }
-                    r.fetch_add(1, Ordering::SeqCst);
-                }));
-            }
-        });
-        sched::join(&sched::spawn("barrier", Some(0), rcu::rcu_barrier));
+                    // Not inside a read-side section: a quiescent state.
+                    rcu::note_user_return();
+                    core::hint::spin_loop();
+                }
+            })
+        };
+        while !queued.load(Ordering::SeqCst) {
+            sched::sleep_ns(100_000);
+        }
+        // What the callbacks had done when the barrier returned.
+        let seen = Arc::new(AtomicUsize::new(usize::MAX));
+        let barrier = {
+            let (ran, seen) = (ran.clone(), seen.clone());
+            sched::spawn("barrier", Some(0), move || {
+                rcu::rcu_barrier();
+                seen.store(ran.load(Ordering::SeqCst), Ordering::SeqCst);
+            })
+        };
+        for _ in 0..3 {
+            rcu::synchronize_rcu();
+        }
+        sched::sleep_ns(10_000_000);
+        let early = seen.load(Ordering::SeqCst);
+        stop.store(true, Ordering::SeqCst);
+        sched::join(&hog);
+        sched::join(&barrier);
+        kassert!(
+            !hog_timed_out.load(Ordering::SeqCst),
+            "grace periods stopped while the hog passed through quiescent states"
+        );
+        kassert!(
+            early == usize::MAX,
+            "rcu_barrier returned with {} of the last CPU's {} callbacks run",
+            early,
+            PER_CPU
+        );
         kassert_eq!(
-            ran.load(Ordering::SeqCst),
-            PER_CPU * percpu::online_count(),
-            "rcu_barrier returned before every CPU's callbacks had run"
+            seen.load(Ordering::SeqCst),
+            PER_CPU,
+            "rcu_barrier returned before the last CPU's callbacks had run"
         );
         Ok(())
     }
