@@ -42,7 +42,7 @@ KBUILD     := cargo kbuild $(if $(RELEASE),--release)
 # and the replays; `make run` and benchmarks do not (docs/mm.md).
 KBUILD_TEST := $(KBUILD) --features race-inject
 
-.PHONY: help run ktest test gdb bench bench-linux clippy lint fmt fmt-check deps fuzz soak \
+.PHONY: help run ktest test gdb fault-insns bench bench-linux clippy lint fmt fmt-check deps fuzz soak \
 	grade lab-start labs loom seed
 
 help:
@@ -150,6 +150,15 @@ gdb:
 	$(KBUILD)
 	cargo build -p tests --bins
 	scripts/gdb.sh $(HOST_BIN)/qemu-run $(KERNEL) $(TARGET_DIR)/gdb-serial.log
+
+# The instructions of a few user page faults, per function, single-stepped
+# under GDB in the release kernel (gdb/count_fault.py): a figure the host's
+# load cannot change.
+fault-insns:
+	@scripts/ensure-deps.sh
+	cargo kbuild --release
+	cargo build -p tests --bins
+	scripts/fault-insns.sh $(HOST_BIN)/qemu-run $(BENCH_KERNEL) $(TARGET_DIR)/fault-insns-serial.log
 
 # Every figure the project records (docs/benchmarks.md): the kernel's
 # (release build, lockdep off; `bench NAME VALUE UNIT` lines) at SMP=1 and
