@@ -310,6 +310,18 @@ impl TaskWaits {
     }
 }
 
+/// `t`'s wakeups so far by where they were queued: on an idle CPU, to
+/// preempt a running task, behind one (tests).
+pub fn woken_counts(t: &super::Task) -> [u64; 3] {
+    core::array::from_fn(|i| t.waits.woken[i].load(Ordering::Relaxed))
+}
+
+/// `t`'s time in run queues so far, split by what its CPU ran meanwhile
+/// (kernel tasks, user threads, idle) and the other CPUs' idle time (tests).
+pub fn wait_split_ns(t: &super::Task) -> [u64; 4] {
+    core::array::from_fn(|i| t.waits.sum[i].load(Ordering::Relaxed))
+}
+
 /// `t` goes on `cpu`'s queue now.
 pub fn note_queued(t: &super::Task, cpu: usize) {
     if !enabled() {
