@@ -766,7 +766,7 @@ fn steal(me: usize) -> Option<Arc<Task>> {
     );
     t.vruntime.store(v, Ordering::Relaxed);
     stats::add(stats::Stat::Steals, 1);
-    if t.user.is_some() {
+    if stats::enabled() && t.user.is_some() {
         stats::add(stats::Stat::StealsUser, 1);
         let queued = t.queued_ns.load(Ordering::Relaxed);
         if queued != 0 && crate::time::uptime_ns().saturating_sub(queued) < 500_000 {
