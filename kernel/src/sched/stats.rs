@@ -134,7 +134,7 @@ pub fn woken_ran(t: &super::Task, stamp: u64) {
         return;
     }
     let wait = crate::time::uptime_ns().saturating_sub(stamp & !3);
-    let how = (stamp & 3) as usize % 4;
+    let how = (stamp & 3) as usize;
     if how >= 1 {
         t.waits.woken[how - 1].fetch_add(1, Ordering::Relaxed);
         t.waits.woken_wait_ns[how - 1].fetch_add(wait, Ordering::Relaxed);
@@ -284,9 +284,13 @@ fn wait_clocks(cpu: usize, now: u64) -> [u64; 4] {
 /// Per task: where its time in run queues went (see `wait_clocks`), and
 /// how often it changed CPU.
 pub struct TaskWaits {
+    /// The CPU whose queue holds the task (`usize::MAX`: not queued), and
+    /// the `wait_clocks` reading taken when it was queued there.
     cpu: AtomicUsize,
     snap: [AtomicU64; 4],
+    /// The differences of those clocks over all its waits.
     sum: [AtomicU64; 4],
+    /// The CPU it last ran on (`usize::MAX`: none yet).
     last_ran: AtomicUsize,
     stolen: AtomicU64,
     moved_by_wakeup: AtomicU64,
