@@ -292,15 +292,18 @@ const WAKEUP_GRAN_NS: u64 = fair::WAKEUP_GRAN_NS;
 fn enqueue_as(t: Arc<Task>, cpu: usize, wakeup: bool) {
     place_on(&t, cpu);
     let preempt = fair::wakeup_preempts(running_vruntime(cpu), t.vruntime.load(Ordering::Relaxed));
-    let behind = stats::enabled() && wakeup && !preempt && !cpu_idle(cpu);
+    let idle = stats::enabled() && wakeup && cpu_idle(cpu);
+    let behind = stats::enabled() && wakeup && !preempt && !idle;
     if stats::enabled() {
         let now = crate::time::uptime_ns().max(1);
-        t.queued_ns.store(now, Ordering::Relaxed);
+        stats::note_queued(&t, cpu);
+        t.requeued_ns.store(0, Ordering::Relaxed);
         if wakeup {
-            let how = match (preempt, behind) {
-                (true, _) => stats::Placed::Preempting,
-                (false, true) => stats::Placed::Behind,
-                (false, false) => stats::Placed::Idle,
+            // (A wakeup on an idle CPU "preempts" its idle task too.)
+            let how = match (idle, preempt) {
+                (true, _) => stats::Placed::Idle,
+                (false, true) => stats::Placed::Preempting,
+                (false, false) => stats::Placed::Behind,
             };
             t.woken_ns
                 .store(stats::woken_stamp(now, how), Ordering::Relaxed);
@@ -500,6 +503,15 @@ fn switch_away(preempted: bool, yielding: bool) {
             stats::Stat::SwitchVoluntary
         };
         stats::add(why, 1);
+        if stats::enabled() && preempted && prev_is_user(prev_ptr) {
+            stats::add(
+                match class_of(me, &next) {
+                    stats::Class::User => stats::Stat::UserPreemptedForUser,
+                    _ => stats::Stat::UserPreemptedForKernel,
+                },
+                1,
+            );
+        }
         charge_runtime(me, prev_ptr);
         switch_to(me, prev_ptr, next);
     }
@@ -642,6 +654,22 @@ fn switch_to(me: usize, prev_ptr: *mut Task, next: Arc<Task>) {
     finish_switch();
 }
 
+/// Statistics: what kind of task `t` is on CPU `me`.
+fn class_of(me: usize, t: &Task) -> stats::Class {
+    if core::ptr::eq(t, RQ[me].idle.load(Ordering::Relaxed)) {
+        stats::Class::Idle
+    } else if t.user.is_some() {
+        stats::Class::User
+    } else {
+        stats::Class::Kernel
+    }
+}
+
+fn prev_is_user(prev_ptr: *mut Task) -> bool {
+    // SAFETY: as in `pick_next`.
+    unsafe { &*prev_ptr }.user.is_some()
+}
+
 /// Statistics: the time `prev` (leaving CPU `me`) ran since it was switched in.
 fn charge_runtime(me: usize, prev_ptr: *mut Task) {
     if !stats::enabled() {
@@ -686,8 +714,9 @@ fn claim(me: usize, next: &Task) {
     };
     rq.curr_vruntime.store(v, Ordering::Relaxed);
     if stats::enabled() {
-        stats::woken_ran(next.woken_ns.swap(0, Ordering::Relaxed));
-        stats::note_claimed(next);
+        stats::woken_ran(next, next.woken_ns.swap(0, Ordering::Relaxed));
+        stats::note_claimed(next, me);
+        stats::class_switch(me, class_of(me, next), now);
     }
     set_label(rq, &next.name);
 }
@@ -737,6 +766,16 @@ fn steal(me: usize) -> Option<Arc<Task>> {
     );
     t.vruntime.store(v, Ordering::Relaxed);
     stats::add(stats::Stat::Steals, 1);
+    if stats::enabled() && t.user.is_some() {
+        stats::add(stats::Stat::StealsUser, 1);
+        let queued = t.queued_ns.load(Ordering::Relaxed);
+        if queued != 0 && crate::time::uptime_ns().saturating_sub(queued) < 500_000 {
+            stats::add(stats::Stat::StealsUserRecent, 1);
+        }
+        if t.requeued_ns.load(Ordering::Relaxed) != 0 {
+            stats::add(stats::Stat::StealsUserPreempted, 1);
+        }
+    }
     Some(t)
 }
 

@@ -86,6 +86,10 @@ pub struct Task {
     /// Both may happen at once (a waker places a task that is still leaving
     /// its CPU): one of the two is off by the last few microseconds run.
     pub vruntime: AtomicU64,
+    /// Statistics (`stats`): when the task was last put back in its CPU's
+    /// queue still runnable (preempted or yielding; ns since boot), 0 if it
+    /// has been woken since, to tell the steals of the two kinds apart.
+    pub requeued_ns: AtomicU64,
     /// When the last wakeup queued this task (ns since boot; 0: not woken
     /// since it last ran), for `stats`.
     pub woken_ns: AtomicU64,
@@ -96,6 +100,8 @@ pub struct Task {
     pub wait_sum_ns: AtomicU64,
     pub run_sum_ns: AtomicU64,
     pub preempted: AtomicU64,
+    /// Statistics (`stats`): what its CPUs did while it waited in a queue.
+    pub waits: super::stats::TaskWaits,
     /// Locks held, for lockdep; touched only by the task itself with
     /// interrupts disabled.
     held: UnsafeCell<crate::lockdep::HeldLocks>,
@@ -150,11 +156,13 @@ impl Task {
             ran_on: AtomicU64::new(0),
             wake_at: AtomicU64::new(0),
             vruntime: AtomicU64::new(0),
+            requeued_ns: AtomicU64::new(0),
             woken_ns: AtomicU64::new(0),
             queued_ns: AtomicU64::new(0),
             wait_sum_ns: AtomicU64::new(0),
             run_sum_ns: AtomicU64::new(0),
             preempted: AtomicU64::new(0),
+            waits: super::stats::TaskWaits::new(),
             held: UnsafeCell::new(crate::lockdep::HeldLocks::new()),
             left_mm: AtomicBool::new(false),
             user: None,

@@ -16,6 +16,7 @@ mod replay_more;
 mod rwsem_fair;
 mod sched;
 mod sched_fair;
+mod sched_place;
 mod sched_wakeup;
 mod selftest;
 mod smp;
