@@ -97,6 +97,34 @@ pub fn used() -> usize {
         .saturating_sub(heap_cache::cached_bytes())
 }
 
+/// What the slabs hold for blocks of `layout`, or `None` if it is not a
+/// small block.
+pub struct SlabCounts {
+    /// Bytes of the blocks (the request rounded up to its class).
+    pub size: usize,
+    /// Blocks one slab holds.
+    pub per_slab: usize,
+    /// Slabs of the class, and how many of them are empty spares.
+    pub slabs: usize,
+    pub spares: usize,
+}
+
+/// The slabs of `layout`'s class (tests and statistics).
+pub fn slab_counts(layout: Layout) -> Option<SlabCounts> {
+    let class = heap_cache::class_of(layout)?;
+    let size = heap_cache::size_of_class(class);
+    let (slabs, spares) = slab::count_slabs(class);
+    Some(SlabCounts {
+        size,
+        per_slab: slab::capacity(size),
+        slabs,
+        spares,
+    })
+}
+
+/// Spare empty slabs each class may keep.
+pub const SLAB_SPARES: usize = slab::MAX_SPARES;
+
 /// Print the small-object layer's statistics (the `phases=on` report).
 pub fn report() {
     heap_cache::report();

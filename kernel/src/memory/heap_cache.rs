@@ -91,6 +91,11 @@ pub fn class_of(layout: Layout) -> Option<usize> {
     (layout.align() <= align).then_some(class)
 }
 
+/// The bytes of `class`'s objects.
+pub fn size_of_class(class: usize) -> usize {
+    SIZES[class]
+}
+
 /// Run `f` on this CPU's stack of `class`, with interrupts off.
 fn with_stack<R>(class: usize, f: impl FnOnce(&mut Chain, &AtomicUsize) -> R) -> R {
     let was = cpu::irq_save();

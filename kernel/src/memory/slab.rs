@@ -105,7 +105,7 @@ struct Class {
 /// Empty slabs a class keeps: 64 KiB. Enough that `faultbench`'s writer,
 /// whose range-tree nodes come and go a grace period's worth (a few slabs)
 /// at a time, seldom goes to the heap for a slab.
-const MAX_SPARES: usize = 4;
+pub const MAX_SPARES: usize = 4;
 
 // SAFETY: the slabs a `Class` points to are owned by it, reached only
 // under its lock.
@@ -153,6 +153,15 @@ pub fn report(sizes: &[usize]) {
             new - released
         );
     }
+}
+
+/// `class`'s slabs, and how many of them are spares (empty).
+pub fn count_slabs(class: usize) -> (usize, usize) {
+    let spares = CLASSES[class].lock_irqsave().nspares;
+    let e = &EVENTS[class];
+    // Relaxed: statistics; exact when no other CPU uses the class.
+    let slabs = e[NEW_SLABS].load(Ordering::Relaxed) - e[RELEASED].load(Ordering::Relaxed);
+    (slabs, spares)
 }
 
 /// Bytes of heap held by slabs.

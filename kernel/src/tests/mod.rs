@@ -18,6 +18,7 @@ mod sched;
 mod sched_fair;
 mod sched_wakeup;
 mod selftest;
+mod slab;
 mod smp;
 mod soak;
 mod user;
