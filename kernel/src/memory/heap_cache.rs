@@ -145,13 +145,15 @@ pub unsafe fn free(class: usize, obj: *mut u8) {
         if stack.len == depth(class) {
             let mut flush = Chain::EMPTY;
             while flush.len < batch(class) {
-                flush.push(stack.pop());
+                // SAFETY: a free object of our stack, moved to `flush`.
+                unsafe { flush.push(stack.pop()) };
             }
             sub(bytes, flush.len * size);
             // SAFETY: objects of `class` from our stack: free, each once.
             unsafe { slab::give(class, size, flush) };
         }
-        stack.push(obj);
+        // SAFETY: the caller is done with `obj`, an object of `class`.
+        unsafe { stack.push(obj) };
         add(bytes, size);
     })
 }

@@ -13,15 +13,14 @@
 //! slabs, the overflow went one by one to the first-fit heap, whose free
 //! list every later allocation then walked.
 //!
-//! Each class has a lock, a list of its *partial* slabs (some objects free,
-//! some out) and a few spare empty slabs. A slab whose last object comes
-//! back goes back to the heap (unless it becomes a spare), so a class holds
-//! no more memory than its objects in use need, plus the free room of its
-//! partial slabs and its spares; the heap takes the spares back before it
-//! grows. Full slabs are on no list: a
-//! free into one puts it back on the partial list. The per-CPU caches take
-//! and give objects in batches, one lock hold per batch, as chains linked
-//! the same way.
+//! Each class has a lock, a list of its *partial* slabs (those with a free
+//! object) and a few spare empty slabs. Full slabs are on no list: a free
+//! into one puts it back on the partial list. A slab whose last object
+//! comes back goes back to the heap, unless it becomes a spare, so a class
+//! holds no more memory than its objects in use need, plus the free room
+//! of its partial slabs and its spares; and the heap takes the spares back
+//! before it grows. The per-CPU caches take and give objects in batches,
+//! one lock hold per batch, as chains linked the same way.
 //!
 //! Lock order: a class lock is never held while the heap lock is taken
 //! (new slabs come from the heap, and empty ones go back, outside it).
@@ -42,7 +41,8 @@ const HEADER_BYTES: usize = 64;
 /// slab of its class finds anything else.
 const SLAB_MAGIC: u64 = 0x736c_6162_5f68_6472; // "slab_hdr"
 
-/// Objects linked through their first word, `len` of them.
+/// Free objects linked through their first word, `len` of them. Every
+/// object on a chain was put there by `push`, so `pop` is safe.
 pub struct Chain {
     pub head: *mut u8,
     pub len: usize,
@@ -54,10 +54,13 @@ impl Chain {
         len: 0,
     };
 
-    /// Add `obj`, a free object of at least 8 bytes, aligned, ours alone.
-    pub fn push(&mut self, obj: *mut u8) {
-        // SAFETY: the caller gives us `obj` (see above); its first word is
-        // free for the link.
+    /// Add `obj`.
+    ///
+    /// # Safety
+    /// `obj` is a free object of at least 8 bytes, 8-aligned, that nothing
+    /// else uses until it is popped.
+    pub unsafe fn push(&mut self, obj: *mut u8) {
+        // SAFETY: the caller's contract; the first word is free for the link.
         unsafe { *(obj as *mut *mut u8) = self.head };
         self.head = obj;
         self.len += 1;
@@ -92,7 +95,7 @@ const _: () = assert!(size_of::<Slab>() <= HEADER_BYTES);
 
 /// One class's slabs. Raw pointers into heap blocks this class owns.
 struct Class {
-    /// Slabs with free objects and objects out; doubly linked.
+    /// Slabs with a free object, but the spares; doubly linked.
     partial: *mut Slab,
     /// Empty slabs kept back (linked by `next`), at most `MAX_SPARES`, so
     /// a class whose use goes up and down by a grace period's worth of
@@ -202,8 +205,10 @@ fn new_slab(class: usize, size: usize) -> *mut Slab {
     let mut free = Chain::EMPTY;
     // Pushed from the end, so the chain hands out objects in address order.
     for i in (0..capacity(size)).rev() {
-        // SAFETY: inside the block just allocated, past the header.
-        free.push(unsafe { base.add(HEADER_BYTES + i * size) });
+        // SAFETY: object `i` lies inside the block just allocated, past the
+        // header, and overlaps no other object; every class's size is a
+        // multiple of 16.
+        unsafe { free.push(base.add(HEADER_BYTES + i * size)) };
     }
     let slab = base as *mut Slab;
     // SAFETY: the block is ours, SLAB_BYTES-aligned, big enough for a
@@ -299,7 +304,8 @@ impl Class {
             // SAFETY: a slab on our partial list, lock held.
             let s = unsafe { &mut *slab };
             while moved < want && s.free.len > 0 {
-                into.push(s.free.pop());
+                // SAFETY: a free object of this slab, now only on `into`.
+                unsafe { into.push(s.free.pop()) };
                 s.out += 1;
                 moved += 1;
             }
@@ -310,9 +316,12 @@ impl Class {
         moved
     }
 
-    /// Return one object of this class to its slab; an empty slab that is
-    /// not kept as the spare is returned for the caller to release.
-    fn give(&mut self, class: usize, obj: *mut u8) -> Option<*mut Slab> {
+    /// Return one object of this class to its slab; a slab left empty and
+    /// not kept as a spare is returned for the caller to release.
+    ///
+    /// # Safety
+    /// `obj` was taken from a slab of `class` and is free, used by nothing.
+    unsafe fn give(&mut self, class: usize, obj: *mut u8) -> Option<*mut Slab> {
         let slab = slab_of(obj);
         // SAFETY: every object of a class lies in a slab of that class,
         // whose header stays valid while any of its objects is out; checked
@@ -323,7 +332,8 @@ impl Class {
             "slab: freed {obj:p} is not an object out of a class-{class} slab"
         );
         let was_full = s.free.len == 0;
-        s.free.push(obj);
+        // SAFETY: the caller's contract.
+        unsafe { s.free.push(obj) };
         s.out -= 1;
         if was_full {
             self.push_partial(slab);
@@ -381,9 +391,11 @@ pub unsafe fn give(class: usize, size: usize, mut chain: Chain) {
             if obj.is_null() {
                 break;
             }
-            if let Some(slab) = c.give(class, obj) {
-                // Its header is free to link it: the slab is empty.
-                empty.push(slab as *mut u8);
+            // SAFETY: our caller's contract, object by object.
+            if let Some(slab) = unsafe { c.give(class, obj) } {
+                // SAFETY: the slab is empty and on no list: nothing uses
+                // its header, whose first word can link it.
+                unsafe { empty.push(slab as *mut u8) };
             }
         }
     }
