@@ -150,13 +150,21 @@ fn give_back_frames(mut head: u64) {
 ktest!(
     fn slab_spares_go_back_to_the_heap_when_it_needs_memory() {
         crate::rcu::rcu_barrier();
-        // Make spares: fill more slabs than the spares can hold, free all.
+        // Make spares: fill far more slabs than the spares can hold, free
+        // all. (Not every slab need come back empty: the objects of earlier
+        // tests' rounds may be spread over them, and some wait in this
+        // CPU's cache.)
         let per_slab = counts().per_slab;
-        let live = alloc_tagged((heap::SLAB_SPARES + 2) * per_slab, 0)?;
+        let live = alloc_tagged((heap::SLAB_SPARES + 8) * per_slab, 0)?;
         for (p, _) in live {
             free(p);
         }
-        kassert_eq!(counts().spares, heap::SLAB_SPARES, "spares after freeing");
+        let before = counts().spares;
+        kassert!(
+            before > 0,
+            "no spare slab after freeing {} slabs' worth",
+            heap::SLAB_SPARES + 8
+        );
         // With no frame left, take big blocks until the heap has none: it
         // must first take the spares back (they are free heap memory).
         let big = Layout::from_size_align(256 << 10, 4096).expect("layout");
@@ -181,7 +189,8 @@ ktest!(
         kassert_eq!(
             spares,
             0,
-            "spare slabs kept while the heap ran out of memory"
+            "spare slabs kept while the heap ran out of memory ({} before)",
+            before
         );
         Ok(())
     }
