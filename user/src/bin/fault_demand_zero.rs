@@ -117,7 +117,12 @@ fn main(_args: Args) -> i32 {
     let dirty = fresh();
     for off in (0..LEN).step_by(8) {
         // SAFETY: inside the mapping.
-        unsafe { dirty.add(off as usize).cast::<u64>().write_volatile(u64::MAX) };
+        unsafe {
+            dirty
+                .add(off as usize)
+                .cast::<u64>()
+                .write_volatile(u64::MAX)
+        };
     }
     // SAFETY: our mapping, no longer used.
     unsafe { rt::munmap(dirty, LEN) }.expect("munmap");
