@@ -97,8 +97,7 @@ pub fn used() -> usize {
         .saturating_sub(heap_cache::cached_bytes())
 }
 
-/// What the slabs hold for blocks of `layout`, or `None` if it is not a
-/// small block.
+/// What the slabs of one size class hold (see `slab_counts`).
 pub struct SlabCounts {
     /// Bytes of the blocks (the request rounded up to its class).
     pub size: usize,
@@ -109,7 +108,8 @@ pub struct SlabCounts {
     pub spares: usize,
 }
 
-/// The slabs of `layout`'s class (tests and statistics).
+/// The slabs of `layout`'s class (tests and statistics), or `None` if it
+/// is not a small block.
 pub fn slab_counts(layout: Layout) -> Option<SlabCounts> {
     let class = heap_cache::class_of(layout)?;
     let size = heap_cache::size_of_class(class);
