@@ -1,6 +1,7 @@
 //! The kernel heap: `linked_list_allocator` over a virtual region that grows
-//! on demand, a page at a time from the frame allocator, with per-CPU
-//! caches of small blocks in front (`heap_cache.rs`).
+//! on demand, a page at a time from the frame allocator. Small blocks come
+//! from slabs carved out of it (`slab.rs`), with per-CPU caches in front
+//! (`heap_cache.rs`); only bigger ones are placed first-fit.
 //!
 //! The heap lock disables interrupts, so an allocation in an interrupt
 //! handler cannot deadlock against the same CPU's allocation it interrupted.
@@ -14,7 +15,7 @@ use mm::phases::Phase;
 use x86_64::structures::paging::PageTableFlags;
 
 use super::paging;
-use super::{HEAP_BASE, PAGE_SIZE, frame, heap_cache};
+use super::{HEAP_BASE, PAGE_SIZE, frame, heap_cache, slab};
 use crate::sync::SpinLock;
 
 type PhaseTimer = mm::phases::Timer<crate::mm_platform::Kernel>;
@@ -85,62 +86,116 @@ pub fn size_and_mapped() -> (usize, usize) {
     (h.heap.size(), (h.mapped_end - HEAP_BASE) as usize)
 }
 
-/// Bytes currently in use by allocations (blocks waiting in the per-CPU
-/// caches are free, not in use).
+/// Bytes currently in use by allocations: the first-fit heap's blocks but
+/// the slabs, plus the objects out of slabs, rounded up to their class,
+/// but those waiting in the per-CPU caches (free, not in use). Room in the
+/// slabs that no object uses counts as free too.
 pub fn used() -> usize {
     let heap = HEAP.0.lock_irqsave().heap.used();
-    heap.saturating_sub(heap_cache::cached_bytes())
+    (heap + slab::out_bytes())
+        .saturating_sub(slab::slab_bytes())
+        .saturating_sub(heap_cache::cached_bytes())
+}
+
+/// What the slabs of one size class hold (see `slab_counts`).
+pub struct SlabCounts {
+    /// Bytes of the blocks (the request rounded up to its class).
+    pub size: usize,
+    /// Blocks one slab holds.
+    pub per_slab: usize,
+    /// Slabs of the class, and how many of them are empty spares.
+    pub slabs: usize,
+    pub spares: usize,
+}
+
+/// The slabs of `layout`'s class (tests and statistics), or `None` if it
+/// is not a small block.
+pub fn slab_counts(layout: Layout) -> Option<SlabCounts> {
+    let class = heap_cache::class_of(layout)?;
+    let size = heap_cache::size_of_class(class);
+    let (slabs, spares) = slab::count_slabs(class);
+    Some(SlabCounts {
+        size,
+        per_slab: slab::capacity(size),
+        slabs,
+        spares,
+    })
+}
+
+/// Spare empty slabs each class may keep.
+pub const SLAB_SPARES: usize = slab::MAX_SPARES;
+
+/// Print the small-object layer's statistics (the `phases=on` report).
+pub fn report() {
+    heap_cache::report();
+}
+
+/// A block of the first-fit heap, growing it if needed; null when out of
+/// frames.
+pub(super) fn alloc_block(layout: Layout) -> *mut u8 {
+    if let Ok(p) = HEAP.0.lock_irqsave().heap.allocate_first_fit(layout) {
+        return p.as_ptr();
+    }
+    // The slabs' spare empty slabs are free heap memory too: use them
+    // before taking more frames. (Not under the heap lock: giving them back
+    // takes it, and the slabs' locks come first.)
+    slab::release_spares();
+    let mut h = HEAP.0.lock_irqsave();
+    loop {
+        if let Ok(p) = h.heap.allocate_first_fit(layout) {
+            return p.as_ptr();
+        }
+        let want = (layout.size() + layout.align()) as u64 + PAGE_SIZE;
+        let grow = want.max(GROW_MIN).next_multiple_of(PAGE_SIZE);
+        let old_end = h.mapped_end;
+        let grown = map_more(&mut h, grow);
+        // A growth step that ran out of frames partway still mapped some
+        // pages: hand them to the heap too, or their frames are lost.
+        let added = (h.mapped_end - old_end) as usize;
+        if added > 0 {
+            // SAFETY: the pages just mapped directly follow the heap's top.
+            unsafe { h.heap.extend(added) };
+        } else if !grown {
+            return core::ptr::null_mut();
+        }
+    }
+}
+
+/// Give back a block of the first-fit heap.
+///
+/// # Safety
+/// `ptr` came from `alloc_block(layout)` and is no longer used.
+pub(super) unsafe fn free_block(ptr: *mut u8, layout: Layout) {
+    // SAFETY: the caller's contract; `alloc_block` never returns null as a
+    // block.
+    unsafe {
+        HEAP.0
+            .lock_irqsave()
+            .heap
+            .deallocate(NonNull::new_unchecked(ptr), layout)
+    }
 }
 
 // SAFETY: all access to the heap goes through the lock; memory handed out is
-// mapped, writable and not handed out twice (linked_list_allocator's job).
+// mapped, writable and not handed out twice (linked_list_allocator's job for
+// big blocks, the slabs' for small ones).
 unsafe impl GlobalAlloc for LockedHeap {
-    unsafe fn alloc(&self, mut layout: Layout) -> *mut u8 {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _t = PhaseTimer::start(Phase::HeapAlloc);
-        if let Some((class, class_layout)) = heap_cache::class_of(layout) {
-            let p = heap_cache::pop(class);
-            if !p.is_null() {
-                return p;
-            }
-            layout = class_layout;
-        }
-        let mut h = self.0.lock_irqsave();
-        loop {
-            if let Ok(p) = h.heap.allocate_first_fit(layout) {
-                return p.as_ptr();
-            }
-            let want = (layout.size() + layout.align()) as u64 + PAGE_SIZE;
-            let grow = want.max(GROW_MIN).next_multiple_of(PAGE_SIZE);
-            let old_end = h.mapped_end;
-            let grown = map_more(&mut h, grow);
-            // A growth step that ran out of frames partway still mapped some
-            // pages: hand them to the heap too, or their frames are lost.
-            let added = (h.mapped_end - old_end) as usize;
-            if added > 0 {
-                // SAFETY: the pages just mapped directly follow the heap's top.
-                unsafe { h.heap.extend(added) };
-            } else if !grown {
-                return core::ptr::null_mut();
-            }
+        match heap_cache::class_of(layout) {
+            Some(class) => heap_cache::alloc(class),
+            None => alloc_block(layout),
         }
     }
 
-    unsafe fn dealloc(&self, ptr: *mut u8, mut layout: Layout) {
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let _t = PhaseTimer::start(Phase::HeapFree);
-        if let Some((class, class_layout)) = heap_cache::class_of(layout) {
-            // SAFETY: `ptr` was allocated (by `alloc`, from the cache or the
-            // heap) with `class_layout`, and the caller is done with it.
-            if unsafe { heap_cache::push(class, ptr) } {
-                return;
-            }
-            layout = class_layout;
-        }
-        // SAFETY: `ptr` came from `alloc` with this layout (GlobalAlloc contract).
-        unsafe {
-            self.0
-                .lock_irqsave()
-                .heap
-                .deallocate(NonNull::new_unchecked(ptr), layout)
+        match heap_cache::class_of(layout) {
+            // SAFETY: `alloc` gave `ptr` out of this class (same layout, so
+            // the same class), and the caller is done with it.
+            Some(class) => unsafe { heap_cache::free(class, ptr) },
+            // SAFETY: `alloc` took `ptr` from the heap with this layout.
+            None => unsafe { free_block(ptr, layout) },
         }
     }
 }

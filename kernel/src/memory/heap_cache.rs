@@ -1,29 +1,30 @@
-//! Per-CPU caches of small heap blocks, in front of the first-fit heap.
+//! Per-CPU caches of small heap blocks, in front of the slabs.
 //!
-//! `linked_list_allocator` walks one free list behind one lock for every
-//! allocation and every free. Most kernel allocations are small and of a
-//! few sizes that come and go at a high rate (range-tree nodes, VMAs, the
-//! vectors and boxed callbacks of one `mmap`), so each CPU keeps, per size
-//! class from 16 to 1024 bytes, a short stack of freed blocks of exactly
-//! that size, linked through their first word (Linux's per-CPU slab
-//! freelists, simplified). The classes are spaced like `kmalloc`'s (16-byte
-//! steps at first, then about 1.25x), so rounding a request up wastes
-//! little: the heap grows no faster than without the caches. An allocation that finds its stack empty, and a
-//! free that finds it full, go to the heap as before, always with the
-//! class's size and alignment, so any block in a stack fits any request of
-//! its class.
+//! Most kernel allocations are small and of a few sizes that come and go at
+//! a high rate (range-tree nodes, VMAs, the vectors and boxed callbacks of
+//! one `mmap`). Each size class from 16 to 1024 bytes has its slabs
+//! (`slab.rs`, one lock per class), and each CPU keeps, per class, a short
+//! stack of free objects in front of them, linked through their first word
+//! (Linux's per-CPU slab freelists, simplified): an allocation or free that
+//! the stack can serve takes no lock at all. An allocation that finds the
+//! stack empty refills half of it from the slabs, and a free that finds it
+//! full sends half of it back, each in one lock hold (Linux SLAB's
+//! `batchcount`). The classes are spaced like `kmalloc`'s (16-byte steps
+//! at first, then about 1.25x), so rounding a request up wastes little.
+//! Requests bigger than the largest class, or aligned beyond what a class
+//! guarantees, go to the first-fit heap.
 //!
 //! A stack belongs to one CPU and is touched only with interrupts off on
-//! that CPU (an interrupt handler may allocate), so it needs no lock. A block
-//! freed on another CPU than the one that allocated it simply joins that
-//! CPU's stack. `heap::used` leaves cached blocks out: they are free
+//! that CPU (an interrupt handler may allocate), so it needs no lock. An
+//! object freed on another CPU than the one that allocated it simply joins
+//! that CPU's stack. `heap::used` leaves cached objects out: they are free
 //! memory.
 
 use core::alloc::Layout;
 use core::cell::UnsafeCell;
-use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use super::slab::{self, Chain};
 use crate::arch::cpu;
 use crate::arch::percpu::{self, MAX_CPUS};
 
@@ -32,7 +33,7 @@ use crate::arch::percpu::{self, MAX_CPUS};
 const SIZES: [usize; CLASSES] = [
     16, 32, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 448, 512, 576, 640, 768, 1024,
 ];
-const CLASSES: usize = 18;
+pub const CLASSES: usize = 18;
 /// The class of each size in 16-byte steps: `CLASS_OF[(size + 15) / 16]`.
 const CLASS_OF: [u8; 65] = {
     let mut t = [0u8; 65];
@@ -46,28 +47,24 @@ const CLASS_OF: [u8; 65] = {
     }
     t
 };
-/// Blocks a CPU keeps per class: 32, but at most 16 KiB worth (28 range-tree
+/// Objects a CPU keeps per class: 32, but at most 16 KiB worth (28 range-tree
 /// nodes, 16 blocks of 1 KiB; about 130 KiB per CPU in all if every class
-/// filled up, much less in practice). The big classes need the depth: RCU
-/// frees the tree nodes an `mmap` writer retired in a batch per grace period
-/// (about ten at a time in `writerbench`), and with 7 per CPU (the old 4 KiB
-/// bound) most of each batch, and so most node allocations after it, went
-/// through the first-fit heap.
+/// filled up, much less in practice). A refill or a flush moves half of
+/// that, so one lock hold serves many allocations or frees.
 const fn depth(class: usize) -> usize {
     let n = 16384 / SIZES[class];
     if n < 32 { n } else { 32 }
+}
+/// Objects a refill takes from the slabs, or a flush gives back.
+const fn batch(class: usize) -> usize {
+    depth(class).div_ceil(2)
 }
 /// The alignment a class's blocks have: the largest power of two dividing
 /// its size, up to this.
 const MAX_ALIGN: usize = 64;
 
-struct Stack {
-    head: *mut u8,
-    len: usize,
-}
-
 #[repr(align(64))]
-struct CpuCache(UnsafeCell<[Stack; CLASSES]>, AtomicUsize);
+struct CpuCache(UnsafeCell<[Chain; CLASSES]>, AtomicUsize);
 
 // SAFETY: each CPU's cache is touched only by that CPU with interrupts off
 // (see `with_stack`), so there is never concurrent access.
@@ -75,14 +72,7 @@ unsafe impl Sync for CpuCache {}
 
 static CACHES: [CpuCache; MAX_CPUS] = [const {
     CpuCache(
-        UnsafeCell::new(
-            [const {
-                Stack {
-                    head: ptr::null_mut(),
-                    len: 0,
-                }
-            }; CLASSES],
-        ),
+        UnsafeCell::new([const { Chain::EMPTY }; CLASSES]),
         AtomicUsize::new(0),
     )
 }; MAX_CPUS];
@@ -93,23 +83,21 @@ pub fn cached_bytes() -> usize {
     CACHES.iter().map(|c| c.1.load(Ordering::Relaxed)).sum()
 }
 
-/// The class of `layout` and the layout its blocks have, or `None` when it
-/// is not cached (too big, or aligned beyond what a class guarantees).
-pub fn class_of(layout: Layout) -> Option<(usize, Layout)> {
+/// The class of `layout`, or `None` when it has none (too big, or aligned
+/// beyond what a class guarantees).
+pub fn class_of(layout: Layout) -> Option<usize> {
     let class = *CLASS_OF.get(layout.size().div_ceil(16))? as usize;
-    let size = SIZES[class];
-    let align = (1 << size.trailing_zeros()).min(MAX_ALIGN);
-    if layout.align() > align {
-        return None;
-    }
-    // Cannot fail: a multiple of 16 up to 1024, aligned to a power of two.
-    Layout::from_size_align(size, align)
-        .ok()
-        .map(|l| (class, l))
+    let align = (1 << SIZES[class].trailing_zeros()).min(MAX_ALIGN);
+    (layout.align() <= align).then_some(class)
+}
+
+/// The bytes of `class`'s objects.
+pub fn size_of_class(class: usize) -> usize {
+    SIZES[class]
 }
 
 /// Run `f` on this CPU's stack of `class`, with interrupts off.
-fn with_stack<R>(class: usize, f: impl FnOnce(&mut Stack, &AtomicUsize) -> R) -> R {
+fn with_stack<R>(class: usize, f: impl FnOnce(&mut Chain, &AtomicUsize) -> R) -> R {
     let was = cpu::irq_save();
     let cache = &CACHES[percpu::cpu_id() % MAX_CPUS];
     // SAFETY: this CPU's cache, interrupts off: nothing else can reach it
@@ -119,37 +107,58 @@ fn with_stack<R>(class: usize, f: impl FnOnce(&mut Stack, &AtomicUsize) -> R) ->
     r
 }
 
-/// A cached block of `class`, or null.
-pub fn pop(class: usize) -> *mut u8 {
-    with_stack(class, |s, bytes| {
-        let p = s.head;
+/// Count `n` more bytes in this CPU's cache. Only this CPU writes its
+/// count, with interrupts off, so a plain load and store do (no locked
+/// read-modify-write on the fast path). Relaxed: statistics, read by
+/// `cached_bytes`.
+fn add(bytes: &AtomicUsize, n: usize) {
+    bytes.store(bytes.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
+fn sub(bytes: &AtomicUsize, n: usize) {
+    bytes.store(bytes.load(Ordering::Relaxed) - n, Ordering::Relaxed);
+}
+
+/// An object of `class`; null only if the heap is out of memory.
+pub fn alloc(class: usize) -> *mut u8 {
+    with_stack(class, |stack, bytes| {
+        let size = SIZES[class];
+        if stack.len == 0 {
+            *stack = slab::take(class, size, batch(class));
+            add(bytes, stack.len * size);
+        }
+        let p = stack.pop();
         if !p.is_null() {
-            // SAFETY: a block on the stack is free memory of at least 16
-            // bytes whose first word `push` wrote.
-            s.head = unsafe { *(p as *const *mut u8) };
-            s.len -= 1;
-            // Relaxed: statistics (see `cached_bytes`).
-            bytes.fetch_sub(SIZES[class], Ordering::Relaxed);
+            sub(bytes, size);
         }
         p
     })
 }
 
-/// Keep `block` of `class`; false if the stack is full (the caller frees it).
+/// Free `obj`, an object of `class`.
 ///
 /// # Safety
-/// `block` is a free block of the class's layout, no longer used.
-pub unsafe fn push(class: usize, block: *mut u8) -> bool {
-    with_stack(class, |s, bytes| {
-        if s.len == depth(class) {
-            return false;
+/// `obj` came from `alloc(class)` and is no longer used.
+pub unsafe fn free(class: usize, obj: *mut u8) {
+    with_stack(class, |stack, bytes| {
+        let size = SIZES[class];
+        if stack.len == depth(class) {
+            let mut flush = Chain::EMPTY;
+            while flush.len < batch(class) {
+                // SAFETY: a free object of our stack, moved to `flush`.
+                unsafe { flush.push(stack.pop()) };
+            }
+            sub(bytes, flush.len * size);
+            // SAFETY: objects of `class` from our stack: free, each once.
+            unsafe { slab::give(class, size, flush) };
         }
-        // Relaxed: statistics (see `cached_bytes`).
-        bytes.fetch_add(SIZES[class], Ordering::Relaxed);
-        // SAFETY: the block is ours (caller) and at least 16 bytes, aligned.
-        unsafe { *(block as *mut *mut u8) = s.head };
-        s.head = block;
-        s.len += 1;
-        true
+        // SAFETY: the caller is done with `obj`, an object of `class`.
+        unsafe { stack.push(obj) };
+        add(bytes, size);
     })
+}
+
+/// The slabs' line per class for the `phases=on` report.
+pub fn report() {
+    slab::report(&SIZES);
 }

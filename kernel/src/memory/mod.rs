@@ -16,6 +16,7 @@ pub mod heap;
 mod heap_cache;
 pub mod kstack;
 pub mod paging;
+mod slab;
 
 pub use clear::clear_page;
 

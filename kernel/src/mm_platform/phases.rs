@@ -72,4 +72,5 @@ pub fn report() {
             ns / 1_000_000
         );
     }
+    crate::memory::heap::report();
 }

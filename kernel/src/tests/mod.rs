@@ -19,6 +19,7 @@ mod sched_fair;
 mod sched_place;
 mod sched_wakeup;
 mod selftest;
+mod slab;
 mod smp;
 mod soak;
 mod string;
