@@ -12,9 +12,6 @@
 //! ```
 
 use crate::Args;
-use alloc::boxed::Box;
-use alloc::string::String;
-use alloc::vec;
 
 core::arch::global_asm!(
     ".pushsection .text._start, \"ax\"",
@@ -33,12 +30,21 @@ unsafe extern "Rust" {
     fn __rt_program_main(args: Args) -> i32;
 }
 
+/// The argument string, copied in once before `main` runs. A static, not
+/// the heap: a program that never allocates then needs no memory beyond its
+/// image and stack, so under memory pressure it meets `ENOMEM` from the
+/// calls it makes rather than dying before `main`.
+static mut ARGS: [u8; abi::thread::ARGS_MAX] = [0; abi::thread::ARGS_MAX];
+
 extern "C" fn rt_start() -> ! {
-    let mut buf = vec![0u8; abi::thread::ARGS_MAX];
-    let n = crate::sys::get_args(&mut buf).unwrap_or(0);
-    buf.truncate(n);
-    let args = String::from_utf8(buf).unwrap_or_default();
-    let args = Args::new(Box::leak(args.into_boxed_str()));
+    // SAFETY: the only reference ever made to `ARGS` as mutable, made once
+    // before `main` runs, while the program has no other thread; after the
+    // copy it is only read, through the shared `&'static str` below.
+    let buf: &'static mut [u8; abi::thread::ARGS_MAX] =
+        unsafe { &mut *core::ptr::addr_of_mut!(ARGS) };
+    let n = crate::sys::get_args(buf).unwrap_or(0);
+    let buf: &'static [u8] = buf;
+    let args = Args::new(core::str::from_utf8(&buf[..n.min(buf.len())]).unwrap_or_default());
     // SAFETY: every program defines this symbol through `main!`, with this
     // signature.
     let code = unsafe { __rt_program_main(args) };
