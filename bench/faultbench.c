@@ -13,6 +13,8 @@
  * -m writer: one extra thread loops mmap(16 pages) / mprotect(PROT_READ) /
  *            munmap on a small unrelated region, so it takes the address
  *            space's write lock (mmap_lock) three times per op, all the time.
+ * -m spinner: one extra thread only spins in user mode (no system call, no
+ *            memory): the control for writer mode.
  *
  * Every thread maps at its own *hint* address (not MAP_FIXED): the writer at
  * 16 TiB, worker i at 16 TiB + (i + 1) GiB, so no two threads' mappings
@@ -26,7 +28,7 @@
  * ignored; there is no second `faultbench_kernel` line.
  *
  * Build: gcc -O2 -static -pthread -o faultbench faultbench.c
- * Usage: faultbench [-t threads] [-p pages] [-d seconds] [-m quiet|writer] [-n] [-v on|off]
+ * Usage: faultbench [-t threads] [-p pages] [-d seconds] [-m quiet|writer|spinner] [-n] [-v on|off]
  * Output (one line):
  *   faultbench mode=writer threads=2 pages=2048 faults=N seconds=S
  *     faults_per_sec=F writer_ops=W writer_ops_per_sec=X minflt=M [error=ENAME]
@@ -207,13 +209,27 @@ static int parse_seconds_ns(const char *s, uint64_t *out)
     return *out < whole ? -1 : 0;
 }
 
+/* The control thread of -m spinner: busy in user mode, sharing nothing with
+ * the kernel or the workers but the start and stop flags. */
+static void *spinner_fn(void *arg)
+{
+    volatile unsigned long spins = 0;
+
+    (void)arg;
+    wait_start();
+    while (!atomic_load_explicit(&stop, memory_order_relaxed))
+        spins++;
+    return NULL;
+}
+
 static int usage(void)
 {
-    printf("usage: faultbench [-t threads] [-p pages] [-d seconds] [-m quiet|writer] [-n] [-v on|off]\n"
+    printf("usage: faultbench [-t threads] [-p pages] [-d seconds] [-m quiet|writer|spinner] [-n] [-v on|off]\n"
            "  -t  worker threads (default 1)\n"
            "  -p  4 KiB pages mapped+touched per iteration (default 2048 = 8 MiB)\n"
            "  -d  duration in seconds (default 5)\n"
-           "  -m  quiet: workers only; writer: + one mmap/mprotect/munmap thread\n"
+           "  -m  quiet: workers only; writer: + one mmap/mprotect/munmap thread;\n"
+           "      spinner: + one thread spinning in user mode (the control)\n"
            "  -n  no address hints (let the kernel place every mapping)\n"
            "  -v  per-VMA fault path on or off for this run (not on Linux: refused)\n");
     return 2;
@@ -222,7 +238,7 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     uint64_t nthreads = 1, duration_ns = 5000000000u, v;
-    int writer = 0, opt, want_per_vma = 0;
+    int writer = 0, spinner = 0, opt, want_per_vma = 0;
 
     while ((opt = getopt(argc, argv, "t:p:d:m:nhv:")) != -1) {
         switch (opt) {
@@ -230,8 +246,9 @@ int main(int argc, char **argv)
         case 'p': npages = parse_u64(optarg, &v) ? 0 : v; break;
         case 'd': duration_ns = parse_seconds_ns(optarg, &v) ? 0 : v; break;
         case 'm':
-            if (!strcmp(optarg, "quiet")) writer = 0;
-            else if (!strcmp(optarg, "writer")) writer = 1;
+            if (!strcmp(optarg, "quiet")) writer = spinner = 0;
+            else if (!strcmp(optarg, "writer")) writer = 1, spinner = 0;
+            else if (!strcmp(optarg, "spinner")) spinner = 1, writer = 0;
             else return usage();
             break;
         case 'n': use_hints = 0; break;
@@ -252,7 +269,7 @@ int main(int argc, char **argv)
 
     prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0); /* best effort */
 
-    int total = (int)nthreads + writer;
+    int total = (int)nthreads + writer + spinner;
     struct thread *ws = calloc(total, sizeof(*ws));
     if (!ws) {
         printf("thread_spawn: ENOMEM\n");
@@ -261,7 +278,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < total; i++) {
         ws[i].idx = i;
         int rc = pthread_create(&ws[i].tid, NULL,
-                                (writer && i == (int)nthreads) ? writer_fn : worker_fn,
+                                i < (int)nthreads ? worker_fn
+                                : writer          ? writer_fn
+                                                  : spinner_fn,
                                 &ws[i]);
         if (rc) {
             printf("thread_spawn: %s\n", strerrorname_np(rc));
@@ -301,7 +320,7 @@ int main(int argc, char **argv)
     uint64_t ms = (ns + 500000) / 1000000; /* seconds to 3 decimals, rounded */
     printf("faultbench mode=%s threads=%lu pages=%lu faults=%lu seconds=%lu.%03lu "
            "faults_per_sec=%lu writer_ops=%lu writer_ops_per_sec=%lu minflt=%ld%s%s\n",
-           writer ? "writer" : "quiet", (unsigned long)nthreads, npages, faults,
+           writer ? "writer" : spinner ? "spinner" : "quiet", (unsigned long)nthreads, npages, faults,
            (unsigned long)(ms / 1000), (unsigned long)(ms % 1000),
            (unsigned long)per_second(faults, ns), wops,
            (unsigned long)per_second(wops, ns),

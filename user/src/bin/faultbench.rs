@@ -6,7 +6,9 @@
 //! anonymous) at its own hint address (16 TiB + (i+1) GiB), write one byte per
 //! page (one fault each), unmap. `-m writer` adds a thread that loops
 //! map 16 pages / mprotect(PROT_READ) / munmap at 16 TiB, so `mmap_lock` is
-//! taken for write continuously.
+//! taken for write continuously. `-m spinner` adds instead a thread that
+//! only spins in user mode (no system call, no memory): the control for
+//! writer mode, showing what a second busy vCPU costs the workers by itself.
 //!
 //! Differences from the C program, each forced by this OS: `minflt` is the
 //! kernel's count of handled faults (success + fallback over all CPUs) from
@@ -130,13 +132,37 @@ fn writer_fn(s: &Shared) -> Outcome {
     }
 }
 
+/// The control thread of `-m spinner`: busy in user mode, sharing nothing
+/// with the kernel or the workers but the start and stop flags.
+fn spinner_fn(s: &Shared) -> Outcome {
+    wait_start(s);
+    let mut spins = 0u64;
+    while !s.stop.load(Ordering::Relaxed) {
+        spins = core::hint::black_box(spins + 1);
+    }
+    Outcome {
+        faults: 0,
+        iters: 0,
+        err: None,
+    }
+}
+
+/// Who runs beside the workers.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Quiet,
+    Writer,
+    Spinner,
+}
+
 fn usage() -> i32 {
     println!(
-        "usage: faultbench [-t threads] [-p pages] [-d seconds] [-m quiet|writer] [-n] [-v on|off]\n\
+        "usage: faultbench [-t threads] [-p pages] [-d seconds] [-m quiet|writer|spinner] [-n] [-v on|off]\n\
          \x20 -t  worker threads (default 1)\n\
          \x20 -p  4 KiB pages mapped+touched per iteration (default 2048 = 8 MiB)\n\
          \x20 -d  duration in seconds (default 5)\n\
-         \x20 -m  quiet: workers only; writer: + one mmap/mprotect/munmap thread\n\
+         \x20 -m  quiet: workers only; writer: + one mmap/mprotect/munmap thread;\n\
+         \x20     spinner: + one thread spinning in user mode (the control)\n\
          \x20 -n  no address hints (let the kernel place every mapping)\n\
          \x20 -v  per-VMA fault path on or off for this run (default: leave as is)"
     );
@@ -144,7 +170,7 @@ fn usage() -> i32 {
 }
 
 fn main(args: Args) -> i32 {
-    let (mut nthreads, mut writer) = (1u64, false);
+    let (mut nthreads, mut mode) = (1u64, Mode::Quiet);
     let (mut npages, mut use_hints) = (2048u64, true);
     let mut duration_ns = 5_000_000_000u64;
     let mut per_vma = None;
@@ -154,8 +180,9 @@ fn main(args: Args) -> i32 {
             Opt::Flag('t', Some(v)) => nthreads = parse_u64(v).unwrap_or(0),
             Opt::Flag('p', Some(v)) => npages = parse_u64(v).unwrap_or(0),
             Opt::Flag('d', Some(v)) => duration_ns = parse_seconds_ns(v).unwrap_or(0),
-            Opt::Flag('m', Some("quiet")) => writer = false,
-            Opt::Flag('m', Some("writer")) => writer = true,
+            Opt::Flag('m', Some("quiet")) => mode = Mode::Quiet,
+            Opt::Flag('m', Some("writer")) => mode = Mode::Writer,
+            Opt::Flag('m', Some("spinner")) => mode = Mode::Spinner,
             Opt::Flag('n', None) => use_hints = false,
             Opt::Flag('v', Some("on")) => per_vma = Some(true),
             Opt::Flag('v', Some("off")) => per_vma = Some(false),
@@ -175,7 +202,8 @@ fn main(args: Args) -> i32 {
     };
 
     let nthreads = nthreads as usize;
-    let total_threads = nthreads + writer as usize;
+    let writer = mode == Mode::Writer;
+    let total_threads = nthreads + (mode != Mode::Quiet) as usize;
     let s = Arc::new(Shared {
         go: AtomicBool::new(false),
         stop: AtomicBool::new(false),
@@ -186,13 +214,11 @@ fn main(args: Args) -> i32 {
     let mut ws = Vec::with_capacity(total_threads);
     for i in 0..total_threads {
         let s = s.clone();
-        let is_writer = writer && i == nthreads;
-        let spawned = rt::thread::try_spawn(move || {
-            if is_writer {
-                writer_fn(&s)
-            } else {
-                worker_fn(&s, i)
-            }
+        let role = if i == nthreads { mode } else { Mode::Quiet };
+        let spawned = rt::thread::try_spawn(move || match role {
+            Mode::Writer => writer_fn(&s),
+            Mode::Spinner => spinner_fn(&s),
+            Mode::Quiet => worker_fn(&s, i),
         });
         match spawned {
             Ok(h) => ws.push(h),
@@ -243,7 +269,11 @@ fn main(args: Args) -> i32 {
     println!(
         "faultbench mode={} threads={} pages={} faults={} seconds={} faults_per_sec={} \
          writer_ops={} writer_ops_per_sec={} minflt={}{}",
-        if writer { "writer" } else { "quiet" },
+        match mode {
+            Mode::Quiet => "quiet",
+            Mode::Writer => "writer",
+            Mode::Spinner => "spinner",
+        },
         nthreads,
         npages,
         faults,
