@@ -45,6 +45,11 @@ pub const EXIT_CODE_FAULT: i32 = 139;
 /// The exit code of a user panic (as Rust's std uses).
 pub const EXIT_CODE_PANIC: i32 = 101;
 
+/// The exit code of a process whose program could not be loaded (as a
+/// shell reports a command it cannot run), for example when memory for a
+/// segment or the stack was refused.
+pub const EXIT_CODE_CANNOT_START: i32 = 127;
+
 #[cfg(test)]
 mod tests {
     use super::*;

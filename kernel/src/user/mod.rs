@@ -339,8 +339,8 @@ fn start_main_thread() {
         None => "the process is gone",
     };
     crate::error!("process {} '{}': cannot start: {}", p.id, p.name, err);
-    kill_process(p, 127);
-    thread_exit(127)
+    kill_process(p, abi::thread::EXIT_CODE_CANNOT_START);
+    thread_exit(abi::thread::EXIT_CODE_CANNOT_START.into())
 }
 
 /// Start program `name` with argument string `args`.
