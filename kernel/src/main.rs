@@ -107,6 +107,13 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         cmdline,
     });
     let boot = BOOT.get().unwrap();
+    if let Some(us) = boot
+        .cmdline
+        .get("idle_poll_us")
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        sched::idle_poll::set_max_ns(us.saturating_mul(1000));
+    }
     rcu::init();
 
     match mode.as_str() {

@@ -27,6 +27,7 @@
 pub mod diag;
 pub mod fair;
 pub mod fpu;
+pub mod idle_poll;
 pub mod preempt;
 pub mod stats;
 mod switch;
@@ -972,9 +973,13 @@ fn idle_loop() -> ! {
         // while taking the other's would deadlock).
         let empty = rq.queue.lock().is_empty();
         if empty && !any_stealable() {
-            // `sti; hlt`: a wakeup IPI after our check still ends the halt.
             crate::rcu::enter_idle();
-            cpu::enable_interrupts_and_halt();
+            let since = crate::time::uptime_ns();
+            if !idle_poll::poll(|| rq.nr_switches.load(Ordering::Relaxed)) {
+                // `sti; hlt`: a wakeup IPI after our check still ends the halt.
+                cpu::enable_interrupts_and_halt();
+                idle_poll::halt_ended(crate::time::uptime_ns().saturating_sub(since));
+            }
             crate::rcu::exit_idle();
         } else {
             cpu::enable_interrupts();

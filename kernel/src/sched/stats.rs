@@ -180,6 +180,7 @@ pub fn report() {
         }
         crate::println_raw!("{line}");
     }
+    super::idle_poll::report();
 }
 
 /// `t` goes back in a run queue while still runnable (`preempted`: not by

@@ -4,6 +4,7 @@ mod frame_chunks;
 mod fuzz;
 mod heap_cache;
 mod heap_growth;
+mod idle_poll;
 mod lockdep;
 mod locks;
 mod memory;
