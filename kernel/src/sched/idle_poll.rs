@@ -24,7 +24,7 @@
 //!
 //! `max` is `idle_poll_us=` on the command line; 0 turns polling off.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::cpu;
 use crate::arch::percpu::{self, MAX_CPUS};
@@ -61,6 +61,8 @@ struct PollState {
     hits: AtomicU64,
     /// Halts (after a poll that ran out, or none).
     halts: AtomicU64,
+    /// Polling now (Linux's `TIF_POLLING_NRFLAG`), for tests.
+    polling: AtomicBool,
 }
 
 static CPUS: [PollState; MAX_CPUS] = [const {
@@ -68,6 +70,7 @@ static CPUS: [PollState; MAX_CPUS] = [const {
         window_ns: AtomicU64::new(0),
         hits: AtomicU64::new(0),
         halts: AtomicU64::new(0),
+        polling: AtomicBool::new(false),
     }
 }; MAX_CPUS];
 
@@ -90,13 +93,16 @@ pub fn next_window(window: u64, idle_ns: u64, max: u64) -> u64 {
 
 /// Called by the idle loop with interrupts off and nothing to run (its own
 /// queue empty, nothing to steal). Polls this CPU's window for a wakeup,
-/// interrupts on. A wakeup sets `need_resched` (`enqueue_as` does for an
-/// idle CPU) and then sends its IPI, whose return preempts us: so a wakeup
-/// shows as `need_resched`, or as `switches()` (the CPU's switch count)
-/// moving on while we were away. Returns true, interrupts on, if one came;
-/// false, interrupts off, if the window ran out: the caller halts (`sti;
-/// hlt`, so a wakeup after our last look still ends the halt) and then
-/// reports the whole idle period to `halt_ended`.
+/// interrupts on. A wakeup sets `need_resched` (`enqueue` does for an idle
+/// CPU) and then sends its IPI, whose return may switch to the woken task
+/// directly: so a wakeup shows as `need_resched`, or as `switches()` (the
+/// CPU's switch count) moving on while we were away. Returns true,
+/// interrupts on, if one came; false, interrupts off, if the window ran
+/// out. The caller then looks at the queues again (a task to steal may
+/// have appeared meanwhile, which a halted CPU would have found at its
+/// next tick), and if there is still nothing halts (`sti; hlt`, so a
+/// wakeup after our last look still ends the halt) and reports the whole
+/// idle period to `halt_ended`.
 pub fn poll(switches: impl Fn() -> u64) -> bool {
     let s = &CPUS[percpu::cpu_id()];
     let window = s.window_ns.load(Ordering::Relaxed);
@@ -104,20 +110,21 @@ pub fn poll(switches: impl Fn() -> u64) -> bool {
         return false;
     }
     let deadline = crate::time::uptime_ns().saturating_add(window);
-    let before = switches();
+    let switches0 = switches();
+    let woken = || percpu::need_resched() || switches() != switches0;
+    s.polling.store(true, Ordering::Relaxed);
     cpu::enable_interrupts();
-    loop {
-        if percpu::need_resched() || switches() != before {
+    while crate::time::uptime_ns() < deadline {
+        if woken() {
+            s.polling.store(false, Ordering::Relaxed);
             s.hits.fetch_add(1, Ordering::Relaxed);
             return true;
-        }
-        if crate::time::uptime_ns() >= deadline {
-            break;
         }
         cpu::pause();
     }
     cpu::disable_interrupts();
-    if percpu::need_resched() {
+    s.polling.store(false, Ordering::Relaxed);
+    if woken() {
         cpu::enable_interrupts();
         s.hits.fetch_add(1, Ordering::Relaxed);
         return true;
@@ -133,6 +140,11 @@ pub fn halt_ended(idle_ns: u64) {
     let max = MAX_NS.load(Ordering::Relaxed);
     let w = next_window(s.window_ns.load(Ordering::Relaxed), idle_ns, max);
     s.window_ns.store(w, Ordering::Relaxed);
+}
+
+/// Whether `cpu` is polling now (a snapshot, for tests).
+pub fn polling(cpu: usize) -> bool {
+    CPUS[cpu].polling.load(Ordering::Relaxed)
 }
 
 /// `cpu`'s window, its polls that saw a wakeup, and its halts.

@@ -967,25 +967,29 @@ fn idle_loop() -> ! {
     loop {
         crate::rcu::note_idle();
         cpu::disable_interrupts();
-        // Our queue's lock is let go before we look at the others' (each
-        // operand of `&&` is its own temporary scope, so this holds either
-        // way; spelled out because two idle CPUs each holding their own
-        // while taking the other's would deadlock).
-        let empty = rq.queue.lock().is_empty();
-        if empty && !any_stealable() {
+        if nothing_to_run(rq) {
             crate::rcu::enter_idle();
             let since = crate::time::uptime_ns();
-            if !idle_poll::poll(|| rq.nr_switches.load(Ordering::Relaxed)) {
+            let switches = || rq.nr_switches.load(Ordering::Relaxed);
+            if !idle_poll::poll(switches) && nothing_to_run(rq) {
                 // `sti; hlt`: a wakeup IPI after our check still ends the halt.
                 cpu::enable_interrupts_and_halt();
                 idle_poll::halt_ended(crate::time::uptime_ns().saturating_sub(since));
             }
             crate::rcu::exit_idle();
-        } else {
-            cpu::enable_interrupts();
         }
+        cpu::enable_interrupts();
         schedule();
     }
+}
+
+/// With interrupts off: our queue is empty and no other CPU has a task we
+/// may steal. Our queue's lock is let go before we look at the others'
+/// (two idle CPUs each holding their own while taking the other's would
+/// deadlock).
+fn nothing_to_run(rq: &RunQueue) -> bool {
+    let empty = rq.queue.lock().is_empty();
+    empty && !any_stealable()
 }
 
 fn any_stealable() -> bool {
