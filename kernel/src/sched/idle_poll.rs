@@ -31,9 +31,7 @@ use crate::arch::percpu::{self, MAX_CPUS};
 
 /// The largest window (`haltpoll`'s `guest_halt_poll_ns`, whose default is
 /// 200 us). Under TCG, `faultbench -m writer` at T=1 measured best with
-/// 1 ms of 0.5, 1 and 2 ms (docs/benchmarks.md): a worker's `munmap`
-/// holds the `mmap_lock` for about a millisecond, and the writer's CPU
-/// idles that long before the hand-off.
+/// 1 ms, of 0.2, 0.5, 1 and 2 ms (docs/benchmarks.md, round seven).
 const DEFAULT_MAX_NS: u64 = 1_000_000;
 /// The window a growing one starts from (`guest_halt_poll_grow_start`).
 pub const GROW_START_NS: u64 = 50_000;
@@ -52,8 +50,9 @@ pub fn set_window(cpu: usize, ns: u64) {
     CPUS[cpu].window_ns.store(ns, Ordering::Relaxed);
 }
 
-/// One CPU's window and counts. Written only by that CPU, in its idle loop
-/// (Relaxed: read elsewhere only for the report and tests).
+/// One CPU's window and counts. Written by that CPU in its idle loop (and
+/// the window by tests; a stale one only polls too long or too short once).
+/// Relaxed: read elsewhere only for the report and tests.
 #[repr(align(64))]
 struct PollState {
     window_ns: AtomicU64,
