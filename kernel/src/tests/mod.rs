@@ -21,6 +21,7 @@ mod sched_place;
 mod sched_wakeup;
 mod selftest;
 mod slab;
+mod sleeper_rounds;
 mod smp;
 mod soak;
 mod string;
