@@ -54,6 +54,9 @@ pub enum Point {
     /// The cache returns `vma`'s memory to the allocator (after a grace
     /// period).
     VmaRelease,
+    /// `protect`: `vma` (write-locked) has its new protection, changed in
+    /// place; its page-table entries are not rewritten yet.
+    ProtectInPlace,
     /// `unmap`: the VMAs are out of the tree (`addr`: start of the range).
     UnmapTreeEdited,
     /// `unmap`: page-table entries cleared and empty tables unhooked.

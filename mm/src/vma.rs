@@ -7,12 +7,13 @@
 //! and the lock protocol (`vma_lock.rs`) re-checks the owner and the range
 //! after taking a reference.
 //!
-//! The range, the protection and the owner are written only while the VMA is
-//! detached (`refcnt == 0`) and not yet handed to a reader; attaching it
-//! publishes them with a Release store of `refcnt` (see
-//! `vma_lock::vma_mark_attached`).
-//! So while a reader holds a reference they do not change: a change of range
-//! or protection is made by replacing the VMA with a new one (`mm/edit.rs`).
+//! The range and the owner are written only while the VMA is detached
+//! (`refcnt == 0`) and not yet handed to a reader; attaching it publishes
+//! them with a Release store of `refcnt` (see `vma_lock::vma_mark_attached`).
+//! A change of range is made by replacing the VMA with a new one
+//! (`mm/edit.rs`). The protection is written at attach too, and changed in
+//! place only under the VMA's write lock (`Vma::set_prot`), which no reader
+//! holds. So while a reader holds a reference none of them changes.
 
 use core::ops::Range;
 use core::ptr::NonNull;
@@ -128,6 +129,21 @@ impl<P: Platform> Vma<P> {
     pub fn prot(&self) -> Prot {
         // Poison bits are kept, so a stale reader sees them as such.
         Prot::from_bits_retain(self.prot.load(Ordering::Relaxed))
+    }
+
+    /// Change the protection of an attached VMA in place (Linux's
+    /// `vm_flags_reset`). The caller holds the mmap write lock and has
+    /// write-locked the VMA (`vma_start_write`): no reader holds it, none gets
+    /// in until the write unlock, and that unlock's Release on `mm.lock_seq`
+    /// publishes the new value to every reader that gets in after it (step 5
+    /// of `vma_start_read` loads it with Acquire).
+    pub(crate) fn set_prot(&self, mm: &Mm<P>, prot: Prot) {
+        crate::protocol_assert!(
+            crate::vma_lock::vma_is_write_locked(mm, self),
+            "protection changed without the VMA write lock"
+        );
+        // Relaxed: published by the write unlock (above).
+        self.prot.store(prot.bits(), Ordering::Relaxed);
     }
 
     /// The owner, as last published. A stale reader must compare it with its

@@ -55,13 +55,28 @@ fn finish() {
     Loom::run_rcu_callbacks();
 }
 
-/// A fault-path reader against a writer that replaces the VMA (mprotect):
-/// a read-locked VMA is never changed or freed, and covers the address.
+/// A fault-path reader against a writer that changes the protection of the
+/// whole VMA, in place (mprotect): a read-locked VMA is never changed or
+/// freed, and covers the address.
 #[test]
 fn loom_reader_vs_writer() {
-    model(|| {
-        let cache = Arc::new(VmaCache::new());
-        let (mm, _) = setup(&cache, 0);
+    reader_vs_protect(PAGE);
+}
+
+/// The same against a writer that protects half of a two-page VMA, so
+/// replaces it with two new ones and frees it.
+#[test]
+fn loom_reader_vs_splitting_writer() {
+    reader_vs_protect(2 * PAGE);
+}
+
+/// A reader at `X` against `protect(X, PAGE, READ)` on a read-write VMA of
+/// `len` bytes at `X`.
+fn reader_vs_protect(len: u64) {
+    model(move || {
+        let cache = Arc::new(VmaCache::<Loom>::new());
+        let mm = Mm::with_lock_seq(cache.clone(), 0).unwrap();
+        assert_eq!(mm.map(MapAt::Fixed(X), len, Prot::RW.bits()), Ok(X));
         let mm = Arc::new(mm);
         let reader = {
             let mm = mm.clone();

@@ -276,7 +276,8 @@ ktest!(
 );
 
 // A "detached" miss: the reader passed its pre-check, then the writer
-// replaced the VMA (mprotect) and detached the old one. The reader's
+// replaced the VMA (an mprotect that merges X into its read-only neighbour)
+// and detached the old one. The reader's
 // increment finds 0 and must walk the tree again from the root, while the
 // writer is still in the middle of its change (it waits until the reader
 // has fallen back): the new walk finds the new VMA, write-locked, and the
@@ -287,6 +288,10 @@ ktest!(
             return crate::ktest::skip(NEEDS_TWO);
         }
         let a = test_mm(None)?;
+        // Protecting the whole of X alone would change it in place; with a
+        // read-only neighbour the two merge into a new VMA.
+        a.map(MapAt::Fixed(X + PAGE), PAGE, Prot::READ.bits())
+            .map_err(|e| format!("map the neighbour: {e:?}"))?;
         let v = vma_at(&a, X)?;
         let reports = lockdep::total_reports();
         let s = Session::begin()?;

@@ -1,7 +1,8 @@
-//! Deterministic replays of four more races in the VMA lock protocol and the
-//! memory it protects: the `mm_lock_seq` wrap, the failure path LTP's
-//! `mtest06` caught, a fault next to an unmap that frees page-table pages,
-//! and stale pointers into memory that leaves the VMA cache and the tree.
+//! Deterministic replays of five more races in the VMA lock protocol and the
+//! memory it protects: the `mm_lock_seq` wrap, an `mprotect` that changes a
+//! VMA in place while a fault holds it, the failure path LTP's `mtest06`
+//! caught, a fault next to an unmap that frees page-table pages, and stale
+//! pointers into memory that leaves the VMA cache and the tree.
 //! Each arms race-injection points (`race.rs`) so that one exact
 //! interleaving happens on two real CPUs, then asserts its outcome.
 //!
@@ -164,9 +165,10 @@ ktest!(
         let before = mm.counters.snapshot();
         let s = Session::begin()?;
         let reader = |p: Point| at(p).mm(&*mm).task(READER);
-        // Protect replaces X's VMA; stop the writer once the new one is in the
-        // tree, still write-locked, before the old one is detached.
-        let holding = s.stop_until_released(at(Point::DetachStart).vma(x_old).task(WRITER));
+        // Protect changes X's VMA in place (it covers all of it); stop the
+        // writer there, X write-locked in this cycle, before its entries are
+        // rewritten.
+        let holding = s.stop_until_released(at(Point::ProtectInPlace).vma(x_old).task(WRITER));
         let x_fell = s.watch(reader(Point::FaultFallback).addr(X));
         let y_fell = s.watch(reader(Point::FaultFallback).addr(Y));
         let x_page = s.watch(reader(Point::FaultLeafFound).addr(X));
@@ -216,6 +218,72 @@ ktest!(
         // The unlock ended it: the per-VMA path takes Y again.
         fault(&mm, Y, Access::Read)?;
         kassert_eq!(mm.counters.snapshot().success, after.success + 1);
+        kassert_eq!(mm.find(X).map(|(_, p)| p), Some(Prot::READ));
+        kassert_eq!(vma_at(&mm, X)?, x_old, "X's VMA was replaced");
+        kassert_eq!(lockdep::total_reports(), reports, "lockdep reports");
+        Ok(())
+    }
+);
+
+// `mprotect` of a whole VMA changes its protection in place (as Linux's
+// `vm_flags_reset`), so only the VMA write lock keeps a fault from acting on
+// the old protection. A fault in X holds X read-locked and has found its
+// leaf (it has read X's protection: read-write) when a writer makes X
+// read-only. The writer must wait for it: the fault installs its page
+// writable, then the writer changes the protection and rewrites that entry
+// read-only. A writer that did not wait would change X and rewrite no entry
+// (there is none yet), and the fault would then put a writable page into a
+// read-only VMA.
+ktest!(
+    fn replay_protect_in_place_waits_for_reader() {
+        if !race::enough_cpus() {
+            return crate::ktest::skip(NEEDS_TWO);
+        }
+        let mm = new_mm(0)?;
+        map(&mm, X, 2 * PAGE, Prot::RW)?;
+        // The first fault sets up X's anonymous memory, so the replay's fault
+        // needs only the VMA lock.
+        fault(&mm, X + PAGE, Access::Write)?;
+        let x = vma_at(&mm, X)?;
+        let reports = lockdep::total_reports();
+        let s = Session::begin()?;
+        let found = s.stop_until_released(at(Point::FaultLeafFound).mm(&*mm).addr(X).task(READER));
+        let waiting = s.watch(at(Point::WriterOffsetAdded).vma(x).task(WRITER));
+        let changed = s.watch(at(Point::ProtectInPlace).vma(x).task(WRITER));
+        let (r, out) = spawn_fault(&mm, X, Access::Write);
+        found.wait_parked()?;
+        let w = {
+            let mm = mm.clone();
+            spawn_writer(move || mm.protect(X, 2 * PAGE, Prot::READ.bits()).expect("protect"))
+        };
+        wait_until("the writer to wait for the fault, or to finish", || {
+            waiting.hits() > 0 || changed.hits() > 0 || exited(&w)
+        })?;
+        found.release();
+        join(&w)?;
+        join(&r)?;
+        s.finish()?;
+
+        kassert_eq!(ended(&out)?, (FaultOutcome::Done, 0), "the fault");
+        kassert!(
+            changed.first_hit() > found.released_at(),
+            "the protection changed while a fault held the VMA: changed at {:?}, fault let go at {:?}",
+            changed.first_hit(),
+            found.released_at()
+        );
+        let leaf = walk(mm.page_table_root(), X)
+            .last()
+            .map(|&(_, e)| e)
+            .unwrap_or(0);
+        kassert!(
+            PteFlags::of(leaf).contains(PteFlags::PRESENT),
+            "no page at X: {leaf:#x}"
+        );
+        kassert!(
+            !PteFlags::of(leaf).contains(PteFlags::WRITABLE),
+            "a writable page in a read-only VMA: {leaf:#x}"
+        );
+        kassert_eq!(vma_at(&mm, X)?, x, "X's VMA was replaced, not changed");
         kassert_eq!(mm.find(X).map(|(_, p)| p), Some(Prot::READ));
         kassert_eq!(lockdep::total_reports(), reports, "lockdep reports");
         Ok(())

@@ -22,13 +22,16 @@
 //!   someone changing *another* part of the address space.
 //!
 //! # How a change stays safe for lockless readers
-//! A VMA's range and protection never change while it is attached. Every
-//! change (split, merge, new protection) is one `Mm::edit`: write-lock the
-//! VMAs that go away (waiting for their readers), build and attach the VMAs
-//! that replace them (write-locked too, so readers back off until the mmap
-//! write unlock), publish the new tree in one step, then detach and free the
-//! old VMAs. A reader therefore sees the old VMAs or the new ones, never a
-//! hole in the middle of a split, and never a VMA whose range moves under it.
+//! A VMA's range never changes while it is attached. Every change of ranges
+//! (split, merge, unmap, a new protection for part of a VMA) is one
+//! `Mm::edit`: write-lock the VMAs that go away (waiting for their readers),
+//! build and attach the VMAs that replace them (write-locked too, so readers
+//! back off until the mmap write unlock), publish the new tree in one step,
+//! then detach and free the old VMAs. A reader therefore sees the old VMAs
+//! or the new ones, never a hole in the middle of a split, and never a VMA
+//! whose range moves under it. The one change made in place is a new
+//! protection for exactly one whole VMA (`protect.rs`): under that VMA's
+//! write lock, so no reader sees it happen.
 //!
 //! # Lifetime
 //! [`MmRef`] is a user handle (Linux's `mm_users`): the last one tears the

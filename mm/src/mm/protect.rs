@@ -2,8 +2,13 @@
 //!
 //! In steps: check the range has no holes; plan the new VMAs (the range with
 //! its new protection, and the pieces of the edge VMAs left outside it);
-//! take in equal neighbours so the result is merged; edit the tree; then
-//! rewrite the page-table entries and shoot down the TLB.
+//! take in equal neighbours so the result is merged; then either
+//! - the plan is one VMA for one (the range is a whole VMA and nothing
+//!   merges): write-lock that VMA and change its protection in place, as
+//!   Linux's `mprotect` does (`vm_flags_reset`), no new VMA, no tree edit;
+//! - or edit the tree (`Mm::edit`: new VMAs replace the old ones);
+//!
+//! and last rewrite the page-table entries and shoot down the TLB.
 
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -14,6 +19,7 @@ use crate::page_table;
 use crate::phases::{Phase, Timer};
 use crate::platform::Platform;
 use crate::vma::{Prot, Vma};
+use crate::vma_lock::vma_start_write;
 
 /// The VMAs to replace, and what replaces them.
 struct Plan<'g, P: Platform> {
@@ -34,6 +40,16 @@ impl<P: Platform> Mm<P> {
         check_no_holes(&old, &range)?;
         let mut plan = split_plan(old, &range, prot);
         plan.take_neighbours(&w, &range, prot);
+        if let Some(vma) = plan.in_place() {
+            {
+                let _t = Timer::<P>::start(Phase::VmaStartWrite);
+                vma_start_write(self, vma);
+            }
+            vma.set_prot(self, prot);
+            race_point!(ProtectInPlace, mm = self, vma = vma);
+            self.protect_pages(range, prot);
+            return Ok(());
+        }
         let merged = coalesce(plan.insert);
         self.room_for(merged.len().saturating_sub(plan.remove.len()))?;
         self.edit(&w, &plan.remove, &merged);
@@ -103,6 +119,16 @@ fn as_new<P: Platform>(vma: &Vma<P>) -> NewVma {
 }
 
 impl<'g, P: Platform> Plan<'g, P> {
+    /// The VMA to change in place, if the plan replaces exactly one VMA by
+    /// one with the same range (the range is that whole VMA and neither
+    /// neighbour merges with it).
+    fn in_place(&self) -> Option<&'g Vma<P>> {
+        match (self.remove.as_slice(), self.insert.as_slice()) {
+            ([(r, vma)], [(new, _, _)]) if r == new => Some(*vma),
+            _ => None,
+        }
+    }
+
     /// Take in the VMAs just left and right of `range` if they have `prot`
     /// already, so the result is merged with them. (A piece left over by a
     /// split is such a neighbour too; `coalesce` handles it.)
